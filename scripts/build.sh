@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds nvswapfs. Usage: scripts/build.sh [release|sanitize]
+#   release   build/      optimized programs in build/bin (default)
+#   sanitize  build-san/  the same with AddressSanitizer + UBSan, for unit tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:-release}
+case "$kind" in
+  release)  dir=build;     flags=(-DCMAKE_BUILD_TYPE=Release) ;;
+  sanitize) dir=build-san; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DNVSWAPFS_SANITIZE=ON) ;;
+  *) echo "build.sh: unknown build kind '$kind' (use release or sanitize)" >&2; exit 2 ;;
+esac
+cmake -S . -B "$dir" "${flags[@]}" >/dev/null
+cmake --build "$dir" -j"$(nproc)"

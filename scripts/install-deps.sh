@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what nvswapfs needs to build, test and benchmark, from Debian's
+# packages. Idempotent, and silent when everything is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config       # toolchain
+  libaio-dev                             # the I/O engine
+  libfuse3-dev fuse3                     # the FUSE daemon and fusermount3
+  libboost-dev libboost-program-options-dev
+  libblkid-dev                           # mkfs: detect other filesystems' signatures
+  libgtest-dev googletest                # unit tests
+  fio                                    # benchmarks: the reference to compare against
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root (or with sudo) to install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# nvswapfs-bench used the way a user uses it: it creates its file, validates
+# what it wrote through a plain read() path, compares with fio, prints JSON,
+# and rejects bad options with one line and exit code 2.
+set -euo pipefail
+bench=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+out=$("$bench" --file "$dir/b.img" --size 64M --op write --validate --repeat 1 2>&1)
+echo "$out"
+grep -q "Validate: Pass" <<<"$out" || fail "write validation did not pass"
+grep -qi "creat" <<<"$out" || fail "did not say it created the file"
+
+out=$("$bench" --file "$dir/b.img" --size 64M --op read --pattern rand --block-size 64K \
+  --queue-depth 16 --threads 2 --validate --repeat 1 2>&1)
+echo "$out"
+grep -q "Validate: Pass" <<<"$out" || fail "read validation did not pass"
+
+json=$("$bench" --file "$dir/b.img" --size 32M --op read --vs-fio --json --repeat 1 2>/dev/null)
+echo "$json"
+/usr/bin/python3 - "$json" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in sys.argv[1].splitlines() if line.strip()]
+assert rows, "no JSON rows"
+for r in rows:
+    for key in ("engine_MiBps", "fio_MiBps", "ratio"):
+        assert key in r, f"missing {key}"
+    assert r["engine_MiBps"] > 0 and r["fio_MiBps"] > 0
+    assert abs(r["ratio"] - r["engine_MiBps"] / r["fio_MiBps"]) < 0.01 * r["ratio"]
+PY
+
+for bad in "--size abc" "--queue-depth 0" "--op sideways" "--block-size 1000"; do
+  set +e
+  msg=$("$bench" --file "$dir/b.img" --op read $bad 2>&1)
+  rc=$?
+  set -e
+  [ $rc -eq 2 ] || fail "'$bad' exited $rc, expected 2"
+  [ "$(wc -l <<<"$msg")" -eq 1 ] || fail "'$bad' printed more than one line: $msg"
+  grep -q "^nvswapfs-bench: " <<<"$msg" || fail "'$bad' message lacks the program name: $msg"
+done
+echo "bench tool: all checks passed"
