@@ -77,6 +77,9 @@ class AioEngine::Worker {
   void Run();
   void SubmitReady();
   void SubmitBatch();
+  // How many control blocks from batch_[first] on continue each other on the
+  // device (same direction, each starting where the previous one ends).
+  size_t ContiguousRun(size_t first) const;
   void Reap();
   void CompletePiece(Slot* slot, long result);
   void Fail(Request* request, Status status);
@@ -202,7 +205,7 @@ void AioEngine::Worker::SubmitBatch() {
   size_t done = 0;
   int fruitless = 0;
   while (done < batch_.size()) {
-    const long want = single ? 1 : static_cast<long>(batch_.size() - done);
+    const long want = single ? 1 : static_cast<long>(ContiguousRun(done));
     const auto start = Clock::now();
     const int rc = engine_.syscalls_.Submit(ctx_, want, &batch_[done]);
     submit_latency.Record(NanosSince(start));
@@ -245,6 +248,20 @@ void AioEngine::Worker::SubmitBatch() {
     ReleaseSlot(slot);
   }
   batch_.clear();
+}
+
+size_t AioEngine::Worker::ContiguousRun(size_t first) const {
+  size_t n = 1;
+  while (first + n < batch_.size()) {
+    const struct iocb* prev = batch_[first + n - 1];
+    const struct iocb* next = batch_[first + n];
+    if (next->aio_lio_opcode != prev->aio_lio_opcode ||
+        next->u.c.offset != prev->u.c.offset + static_cast<long long>(prev->u.c.nbytes)) {
+      break;
+    }
+    ++n;
+  }
+  return n;
 }
 
 void AioEngine::Worker::Reap() {

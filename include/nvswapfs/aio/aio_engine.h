@@ -5,8 +5,12 @@
 // pending work; a large request is split into `threads` contiguous parts, one
 // per worker, and small requests are spread round-robin.
 //
-// A worker submits pieces (one io_submit per batch, or per piece with
-// single_submit) and reaps their completions. In overlapped mode it keeps
+// A worker submits pieces and reaps their completions. A batch goes to the
+// kernel with one io_submit per run of pieces that continue each other on the
+// device (so the block layer can merge them), or one per piece with
+// single_submit. Scattered pieces are submitted one per call: handing the
+// kernel many unrelated pieces in one call delays all of them until the last
+// is queued, which cost about 15% of 4 KiB random-read IOPS on virtio. In overlapped mode it keeps
 // queue_depth pieces in flight and refills as each completes; in sequential
 // mode it submits up to queue_depth pieces and reaps them all before
 // submitting more.

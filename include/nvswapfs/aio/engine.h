@@ -45,7 +45,7 @@ struct EngineOptions {
   // [32] Pieces kept in flight per worker thread (the io context's depth).
   uint32_t queue_depth = 32;
   // [off] Submit each piece with its own io_submit call instead of one call
-  // per batch.
+  // per batch of contiguous pieces.
   bool single_submit = false;
   // [on] Overlapped completion: refill the queue as each piece completes.
   // Off (sequential): submit up to queue_depth pieces, reap them all, repeat.
