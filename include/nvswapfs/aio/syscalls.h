@@ -19,6 +19,8 @@ class Syscalls {
   virtual ~Syscalls() = default;
 
   virtual int Setup(unsigned max_events, io_context_t* ctx);
+  // Precondition: no control block of `ctx` is in flight. May return before
+  // the kernel has finished tearing the context down.
   virtual int Destroy(io_context_t ctx);
   // Returns how many of the `n` control blocks were queued (possibly fewer).
   virtual int Submit(io_context_t ctx, long n, struct iocb** iocbs);

@@ -1,0 +1,329 @@
+#include "nvswapfs/fs/store.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "nvswapfs/aio/buffer.h"
+#include "nvswapfs/fs/codec.h"
+#include "nvswapfs/units.h"
+
+namespace nvswapfs::fs {
+namespace {
+
+using aio::AlignedBuffer;
+using aio::IoOp;
+
+// Log replay reads ahead this much at a time.
+constexpr uint64_t kLogWindow = 4 * kMiB;
+
+Result<AlignedBuffer> ReadDevice(aio::IoEngine& engine, uint64_t offset, uint64_t length) {
+  auto buf = AlignedBuffer::Allocate(length);
+  if (!buf.ok()) return buf;
+  NVSWAPFS_RETURN_IF_ERROR(engine.Execute({IoOp::kRead, offset, buf->data(), length}));
+  return buf;
+}
+
+std::string Detail(const Status& s) {
+  return s.detail().empty() ? std::string(std::strerror(s.code())) : std::string(s.detail());
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::vector<std::string> LoadReport::Notes() const {
+  std::vector<std::string> notes;
+  if (!primary_superblock_ok) {
+    notes.push_back("primary superblock is damaged (" + primary_superblock_error +
+                    "); using the backup copy");
+  } else if (!backup_superblock_ok) {
+    notes.push_back("backup superblock is damaged (" + backup_superblock_error + ")");
+  }
+  if (!other_checkpoint_error.empty() && checkpoint_generation > 1) {
+    notes.push_back("checkpoint slot " + std::to_string(1 - checkpoint_slot) +
+                    " not used: " + other_checkpoint_error);
+  }
+  return notes;
+}
+
+Result<Superblock> MetadataStore::ReadSuperblock(aio::IoEngine& engine, LoadReport* report) {
+  const aio::DeviceInfo& dev = engine.device();
+  const uint64_t size = RoundDown(dev.size, kBlockSize);
+  if (size < 2 * kBlockSize) {
+    return Status::Error(EINVAL, "open volume", dev.path).WithDetail("device too small");
+  }
+  Status primary_error, backup_error;
+  Result<Superblock> primary = Status::Error(EIO, "read superblock", "primary superblock");
+  if (auto block = ReadDevice(engine, 0, kBlockSize); block.ok()) {
+    primary = DecodeSuperblock(block->span(), size, "primary superblock");
+  } else {
+    primary = block.status();
+  }
+  Result<Superblock> backup = Status::Error(EIO, "read superblock", "backup superblock");
+  if (auto block = ReadDevice(engine, size - kBlockSize, kBlockSize); block.ok()) {
+    backup = DecodeSuperblock(block->span(), size, "backup superblock");
+  } else {
+    backup = block.status();
+  }
+  report->primary_superblock_ok = primary.ok();
+  report->backup_superblock_ok = backup.ok();
+  if (!primary.ok()) report->primary_superblock_error = Detail(primary.status());
+  if (!backup.ok()) report->backup_superblock_error = Detail(backup.status());
+  if (primary.ok()) return primary;
+  if (backup.ok()) return backup;
+  const int code = primary.status().code() == EPROTONOSUPPORT ? EPROTONOSUPPORT : EINVAL;
+  return Status::Error(code, "open volume", dev.path)
+      .WithDetail("no valid nvswapfs superblock: primary superblock: " +
+                  report->primary_superblock_error +
+                  "; backup superblock: " + report->backup_superblock_error);
+}
+
+Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metadata,
+                                          LoadReport* report) {
+  auto sb = ReadSuperblock(engine, report);
+  if (!sb.ok()) return sb.status();
+  MetadataStore store(engine, *sb);
+  const std::string& path = engine.device().path;
+
+  // The newest checkpoint that reads back whole wins.
+  struct Candidate {
+    int slot;
+    CheckpointHeader header;
+  };
+  std::vector<Candidate> candidates;
+  std::string slot_errors[2];
+  for (int slot = 0; slot < 2; ++slot) {
+    auto block = ReadDevice(engine, sb->ckpt_offset[slot], kBlockSize);
+    if (!block.ok()) {
+      slot_errors[slot] = block.status().ToString();
+      continue;
+    }
+    auto header = DecodeCheckpointHeader(block->span(), sb->uuid);
+    if (!header.ok()) {
+      slot_errors[slot] = Detail(header.status());
+      continue;
+    }
+    candidates.push_back({slot, *header});
+  }
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    return a.header.generation > b.header.generation;
+  });
+  bool loaded = false;
+  for (const Candidate& c : candidates) {
+    if (c.header.body_length > sb->ckpt_size - kBlockSize) {
+      slot_errors[c.slot] = "body length " + std::to_string(c.header.body_length) +
+                            " exceeds the slot";
+      continue;
+    }
+    Metadata fresh;
+    Status s;
+    if (c.header.body_length > 0) {
+      auto body = ReadDevice(engine, sb->ckpt_offset[c.slot] + kBlockSize,
+                             RoundUp(c.header.body_length, kBlockSize));
+      if (!body.ok()) {
+        slot_errors[c.slot] = body.status().ToString();
+        continue;
+      }
+      auto records =
+          DecodeCheckpointBody(c.header, std::span(body->data(), c.header.body_length));
+      if (!records.ok()) {
+        slot_errors[c.slot] = Detail(records.status());
+        continue;
+      }
+      for (const Record& r : *records) {
+        s = fresh.Apply(r);
+        if (!s.ok()) break;
+      }
+    }
+    if (!s.ok()) {
+      slot_errors[c.slot] = Detail(s);
+      continue;
+    }
+    *metadata = std::move(fresh);
+    store.active_slot_ = c.slot;
+    store.generation_ = c.header.generation;
+    store.next_sequence_ = c.header.next_sequence;
+    store.next_ino_ = c.header.next_ino;
+    report->checkpoint_slot = c.slot;
+    report->checkpoint_generation = c.header.generation;
+    report->other_checkpoint_error = slot_errors[1 - c.slot];
+    loaded = true;
+    break;
+  }
+  if (!loaded) {
+    return Status::Error(EUCLEAN, "open volume", path)
+        .WithDetail("no valid checkpoint: slot 0: " + slot_errors[0] + "; slot 1: " +
+                    slot_errors[1]);
+  }
+
+  // Replay the log up to the first commit that does not belong.
+  std::vector<std::byte> window;
+  uint64_t window_start = 0;
+  auto ensure = [&](uint64_t offset, uint64_t length) -> Status {
+    if (offset >= window_start && offset + length <= window_start + window.size()) {
+      return Status::Ok();
+    }
+    const uint64_t want = std::min(std::max(length, kLogWindow), sb->log_size - offset);
+    auto buf = ReadDevice(engine, sb->log_offset + offset, want);
+    if (!buf.ok()) return buf.status();
+    window.assign(buf->data(), buf->data() + want);
+    window_start = offset;
+    return Status::Ok();
+  };
+  uint64_t tail = 0;
+  report->log_end = "end of log";
+  while (tail + kBlockSize <= sb->log_size) {
+    if (Status s = ensure(tail, kBlockSize); !s.ok()) return s;
+    auto header = DecodeCommitHeader(
+        std::span(window.data() + (tail - window_start), kBlockSize), sb->uuid);
+    if (!header.ok()) {
+      // Zeros are the normal end; anything else is a torn or stale tail.
+      const bool blank = std::all_of(window.begin() + static_cast<long>(tail - window_start),
+                                     window.begin() + static_cast<long>(tail - window_start + 64),
+                                     [](std::byte b) { return b == std::byte{0}; });
+      if (!blank) {
+        report->log_end = "log cut at offset " + std::to_string(tail) + ": " +
+                          Detail(header.status());
+      }
+      break;
+    }
+    if (header->sequence != store.next_sequence_) {
+      // A commit from before the current checkpoint: the log ends here.
+      break;
+    }
+    const uint64_t span = CommitSpan(*header);
+    if (span > sb->log_size - tail) {
+      report->log_end = "log cut at offset " + std::to_string(tail) + ": commit runs past the log";
+      break;
+    }
+    if (Status s = ensure(tail, span); !s.ok()) return s;
+    auto records = DecodeCommitRecords(
+        *header, std::span(window.data() + (tail - window_start), span));
+    if (!records.ok()) {
+      report->log_end = "log cut at offset " + std::to_string(tail) + ": " +
+                        Detail(records.status());
+      break;
+    }
+    for (const Record& r : *records) {
+      Status s = metadata->Apply(r);
+      if (!s.ok()) {
+        return std::move(s).WithSubject(path).WithDetail(
+            std::string(s.detail()) + " (log commit " + std::to_string(header->sequence) + ")");
+      }
+    }
+    report->commits_replayed++;
+    report->records_replayed += records->size();
+    store.next_ino_ = std::max(store.next_ino_, header->next_ino);
+    store.next_sequence_++;
+    tail += span;
+  }
+  store.log_tail_ = tail;
+  report->log_bytes = tail;
+  return store;
+}
+
+Status MetadataStore::WriteAt(uint64_t offset, std::vector<std::byte>& bytes) {
+  const uint64_t length = RoundUp(bytes.size(), kBlockSize);
+  auto buf = AlignedBuffer::Allocate(length);
+  if (!buf.ok()) return buf.status();
+  std::memcpy(buf->data(), bytes.data(), bytes.size());
+  return engine_->Execute({IoOp::kWrite, offset, buf->data(), length});
+}
+
+Status MetadataStore::Commit(const std::vector<Record>& records, uint64_t next_ino,
+                             bool flush_data_first) {
+  std::vector<std::byte> bytes;
+  EncodeCommit(sb_.uuid, next_sequence_, next_ino, records, &bytes);
+  if (bytes.size() > sb_.log_size - log_tail_) {
+    return Status::Error(ENOSPC, "commit", engine_->device().path).WithDetail("log full");
+  }
+  if (flush_data_first) NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
+  NVSWAPFS_RETURN_IF_ERROR(WriteAt(sb_.log_offset + log_tail_, bytes));
+  NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
+  log_tail_ += bytes.size();
+  next_sequence_++;
+  next_ino_ = next_ino;
+  return Status::Ok();
+}
+
+Status MetadataStore::Checkpoint(const Metadata& metadata, uint64_t next_ino) {
+  std::vector<std::byte> body;
+  CheckpointHeader header;
+  header.record_count = metadata.EncodeCheckpoint(&body);
+  header.uuid = sb_.uuid;
+  header.generation = generation_ + 1;
+  // Strictly past every commit already in the log, so none of them can be
+  // mistaken for one that follows this checkpoint.
+  header.next_sequence = next_sequence_ + 1;
+  header.next_ino = next_ino;
+  header.body_length = body.size();
+  header.body_crc = Crc32c(body);
+  std::vector<std::byte> bytes;
+  EncodeCheckpoint(header, body, &bytes);
+  if (bytes.size() > sb_.ckpt_size) {
+    return Status::Error(ENOSPC, "checkpoint", engine_->device().path)
+        .WithDetail("metadata (" + FormatSize(bytes.size()) + ") exceeds the checkpoint slot (" +
+                    FormatSize(sb_.ckpt_size) + ")");
+  }
+  const int slot = 1 - active_slot_;
+  NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
+  NVSWAPFS_RETURN_IF_ERROR(WriteAt(sb_.ckpt_offset[slot], bytes));
+  NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
+  active_slot_ = slot;
+  generation_ = header.generation;
+  next_sequence_ = header.next_sequence;
+  next_ino_ = next_ino;
+  log_tail_ = 0;
+  return Status::Ok();
+}
+
+Status MetadataStore::WriteSuperblockCopy(aio::IoEngine& engine, Superblock sb, int copy) {
+  sb.copy = static_cast<uint32_t>(copy);
+  auto buf = AlignedBuffer::Allocate(kBlockSize);
+  if (!buf.ok()) return buf.status();
+  EncodeSuperblock(sb, std::span<std::byte, kBlockSize>(buf->data(), kBlockSize));
+  const uint64_t offset = copy == 0 ? 0 : sb.backup_offset();
+  NVSWAPFS_RETURN_IF_ERROR(engine.Execute({IoOp::kWrite, offset, buf->data(), kBlockSize}));
+  return engine.Flush();
+}
+
+Status MetadataStore::Format(aio::IoEngine& engine, const Superblock& sb, uint32_t root_uid,
+                             uint32_t root_gid) {
+  MetadataStore store(engine, sb);
+  // Whatever an earlier volume left in the second slot and the log must not
+  // be read as ours (their uuid differs too; this is belt and braces).
+  std::vector<std::byte> zeros(kBlockSize);
+  NVSWAPFS_RETURN_IF_ERROR(store.WriteAt(sb.ckpt_offset[1], zeros));
+  NVSWAPFS_RETURN_IF_ERROR(store.WriteAt(sb.log_offset, zeros));
+
+  Metadata metadata;
+  InodeRecord root;
+  root.ino = kRootIno;
+  root.mode = S_IFDIR | 0755;
+  root.uid = root_uid;
+  root.gid = root_gid;
+  root.nlink = 2;
+  root.atime_ns = root.mtime_ns = root.ctime_ns = root.btime_ns = NowNs();
+  root.next_cookie = 1;
+  metadata.Upsert(root);
+  // Slot 1 is "active" so that the first checkpoint lands in slot 0 with
+  // generation 1.
+  store.active_slot_ = 1;
+  store.generation_ = 0;
+  store.next_sequence_ = 0;
+  NVSWAPFS_RETURN_IF_ERROR(store.Checkpoint(metadata, kRootIno + 1));
+
+  // The superblocks last: until they exist, the device is not a volume.
+  NVSWAPFS_RETURN_IF_ERROR(WriteSuperblockCopy(engine, sb, 1));
+  return WriteSuperblockCopy(engine, sb, 0);
+}
+
+}  // namespace nvswapfs::fs

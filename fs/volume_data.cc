@@ -1,0 +1,465 @@
+// Volume: the data path (read, write, truncate, fallocate) and space.
+//
+// A transfer first maps its range under the metadata lock (allocating whole
+// allocation units, mapped as unwritten), then moves the bytes with no
+// metadata lock held, through bounded aligned staging buffers with several
+// engine requests in flight, and finally marks what it wrote as written. The
+// file's I/O lock (exclusive for writes, shared for reads) keeps truncation
+// and hole punching out of the way meanwhile, and a pin keeps the inode alive
+// if its last name goes.
+#include <linux/falloc.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+
+#include "nvswapfs/fs/volume.h"
+#include "nvswapfs/units.h"
+#include "volume_internal.h"
+
+namespace nvswapfs::fs {
+
+using aio::BufferPool;
+using aio::IoOp;
+using aio::IoRequest;
+
+namespace internal {
+
+uint64_t UnitToBlock(const Superblock& sb, uint64_t unit) {
+  return (sb.data_offset + unit * sb.alloc_unit) / kBlockSize;
+}
+
+uint64_t BlockToUnit(const Superblock& sb, uint64_t block) {
+  return (block * kBlockSize - sb.data_offset) / sb.alloc_unit;
+}
+
+Result<std::vector<UnitRun>> UnitsOf(const Superblock& sb, const std::vector<Extent>& extents) {
+  const uint64_t first = sb.data_offset / kBlockSize;
+  const uint64_t end = (sb.data_offset + sb.data_size) / kBlockSize;
+  const uint64_t per_unit = sb.alloc_unit / kBlockSize;
+  std::vector<UnitRun> runs;
+  runs.reserve(extents.size());
+  for (const Extent& e : extents) {
+    if (e.physical < first || e.physical > end || e.count > end - e.physical) {
+      return Status::Error(EUCLEAN, "check extents", "metadata")
+          .WithDetail("extent at device block " + std::to_string(e.physical) + " (+" +
+                      std::to_string(e.count) + ") lies outside the data region");
+    }
+    const uint64_t u0 = (e.physical - first) / per_unit;
+    const uint64_t u1 = (e.physical_end() - first + per_unit - 1) / per_unit;
+    runs.push_back({u0, u1 - u0});
+  }
+  std::sort(runs.begin(), runs.end(),
+            [](const UnitRun& a, const UnitRun& b) { return a.first < b.first; });
+  std::vector<UnitRun> merged;
+  for (const UnitRun& r : runs) {
+    if (!merged.empty() && r.first <= merged.back().first + merged.back().count) {
+      const uint64_t end_unit = std::max(merged.back().first + merged.back().count, r.first + r.count);
+      merged.back().count = end_unit - merged.back().first;
+    } else {
+      merged.push_back(r);
+    }
+  }
+  return merged;
+}
+
+size_t InodeBytes(const Inode& inode) {
+  size_t bytes = 96 + inode.attr.symlink.size() + 21 * inode.extents.extents().size();
+  for (const auto& [k, v] : inode.attr.xattrs) bytes += 3 + k.size() + v.size();
+  return bytes;
+}
+
+size_t DirentBytes(std::string_view name) { return 30 + name.size(); }
+
+}  // namespace internal
+
+namespace {
+
+using internal::UnitToBlock;
+
+// Keeps staged transfers in flight and collects their outcome. Buffers come
+// from the volume's bounded pool; Acquire waits when all are in use, and
+// every transfer in flight gives its buffer back when it completes.
+class Pipeline {
+ public:
+  Pipeline(aio::IoEngine& engine, BufferPool& pool) : engine_(engine), pool_(pool) {}
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+  ~Pipeline() { (void)Finish(); }
+
+  BufferPool::Lease Acquire() { return pool_.Acquire(); }
+
+  // `after` runs on success, before the buffer goes back (copy-out of reads).
+  void Submit(const IoRequest& request, BufferPool::Lease lease, std::function<void()> after) {
+    {
+      std::lock_guard lock(mu_);
+      ++in_flight_;
+    }
+    auto held = std::make_shared<BufferPool::Lease>(std::move(lease));
+    engine_.Submit(request, [this, held, after = std::move(after)](Status s) mutable {
+      if (s.ok() && after) after();
+      held.reset();
+      std::lock_guard lock(mu_);
+      if (!s.ok() && first_error_.ok()) first_error_ = std::move(s);
+      if (--in_flight_ == 0) done_.notify_all();
+    });
+  }
+
+  // Waits for everything submitted; the first failure, if any.
+  Status Finish() {
+    std::unique_lock lock(mu_);
+    done_.wait(lock, [&] { return in_flight_ == 0; });
+    return first_error_;
+  }
+
+ private:
+  aio::IoEngine& engine_;
+  BufferPool& pool_;
+  std::mutex mu_;
+  std::condition_variable done_;
+  int in_flight_ = 0;
+  Status first_error_;
+};
+
+Status ReadBlock(aio::IoEngine& engine, uint64_t physical_block, std::byte* out) {
+  return engine.Execute({IoOp::kRead, physical_block * kBlockSize, out, kBlockSize});
+}
+
+// The error a caller sees for a failed transfer: the file op, with the
+// device's error kept as detail.
+Status FileError(std::string_view op, const std::string& path, uint64_t offset, uint64_t length,
+                 const Status& device_error) {
+  return Status::Error(device_error.code(), op, path, offset, length)
+      .WithDetail(device_error.ToString());
+}
+
+}  // namespace
+
+void Volume::FreeExtents(const std::vector<Extent>& extents) {
+  auto runs = internal::UnitsOf(store_.superblock(), extents);
+  if (!runs.ok()) return;  // checked at open; cannot happen for live extents
+  for (const UnitRun& run : *runs) (void)allocator_.Free(run);
+}
+
+Status Volume::EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_block,
+                            std::string_view op, uint64_t offset, uint64_t length) {
+  const Superblock& sb = store_.superblock();
+  const uint64_t per_unit = sb.alloc_unit / kBlockSize;
+  const uint64_t u0 = first_block / per_unit;
+  const uint64_t u1 = (end_block + per_unit - 1) / per_unit;
+  std::vector<Segment> holes;
+  uint64_t needed = 0;
+  for (const Segment& s : inode.extents.Lookup(u0 * per_unit, (u1 - u0) * per_unit)) {
+    if (!s.hole()) continue;
+    holes.push_back(s);
+    needed += s.count / per_unit;
+  }
+  if (needed == 0) return Status::Ok();
+  const uint64_t ino = inode.attr.ino;
+  NVSWAPFS_RETURN_IF_ERROR(CheckMetadataRoom(op, ino, 21 * holes.size() + 21));
+
+  uint64_t goal = 0;
+  if (auto next = inode.extents.NextPhysicalGoal(); next.has_value()) {
+    const uint64_t first_data = sb.data_offset / kBlockSize;
+    if (*next >= first_data) goal = (*next - first_data) / per_unit;
+  }
+  std::vector<UnitRun> runs = allocator_.Allocate(needed, goal);
+  if (runs.empty() && allocator_.pending_units() > 0) {
+    // Space freed by changes not yet durable becomes usable once they are.
+    NVSWAPFS_RETURN_IF_ERROR(CommitLocked());
+    runs = allocator_.Allocate(needed, goal);
+  }
+  if (runs.empty()) {
+    return Status::Error(ENOSPC, op, meta_.PathOf(ino), offset, length)
+        .WithDetail("needs " + FormatSize(needed * sb.alloc_unit) + ", " +
+                    FormatSize(allocator_.free_units() * sb.alloc_unit) + " free");
+  }
+  // Hand the runs out to the holes in order.
+  size_t run = 0;
+  uint64_t used_in_run = 0;
+  for (const Segment& hole : holes) {
+    uint64_t logical_unit = hole.logical / per_unit;
+    uint64_t units = hole.count / per_unit;
+    while (units > 0) {
+      const uint64_t take = std::min(units, runs[run].count - used_in_run);
+      const uint64_t physical = UnitToBlock(sb, runs[run].first + used_in_run);
+      inode.extents.Insert(logical_unit * per_unit, physical, take * per_unit, /*unwritten=*/true);
+      logical_unit += take;
+      units -= take;
+      used_in_run += take;
+      if (used_in_run == runs[run].count) {
+        ++run;
+        used_in_run = 0;
+      }
+    }
+  }
+  metadata_bytes_ += 21 * holes.size();
+  MarkDirty(ino);
+  return Status::Ok();
+}
+
+Result<size_t> Volume::Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data) {
+  std::unique_lock io(IoLock(ino));
+  std::vector<Segment> segments;
+  std::string path;
+  uint64_t first_block = 0, end_block = 0;
+  const uint64_t length = data.size();
+  {
+    std::lock_guard lock(mu_);
+    auto node = Node("write", ino);
+    if (!node.ok()) return node.status();
+    Inode& inode = **node;
+    path = meta_.PathOf(ino);
+    if (inode.is_dir()) return Status::Error(EISDIR, "write", path, offset, length);
+    if (!inode.is_reg()) return Status::Error(EINVAL, "write", path, offset, length);
+    NVSWAPFS_RETURN_IF_ERROR(CheckWritable("write", ino));
+    if (offset > kMaxFileSize || length > kMaxFileSize - offset) {
+      return Status::Error(EFBIG, "write", path, offset, length)
+          .WithDetail("files are at most " + FormatSize(kMaxFileSize));
+    }
+    if (length == 0) return size_t{0};
+    first_block = offset / kBlockSize;
+    end_block = (offset + length + kBlockSize - 1) / kBlockSize;
+    NVSWAPFS_RETURN_IF_ERROR(EnsureMapped(inode, first_block, end_block, "write", offset, length));
+    segments = inode.extents.Lookup(first_block, end_block - first_block);
+    pins_[ino]++;
+  }
+
+  Status transfer;
+  {
+    Pipeline pipeline(*engine_, *staging_);
+    const uint64_t end = offset + length;
+    const uint64_t chunk_size = staging_->buffer_size();
+    for (const Segment& seg : segments) {
+      const uint64_t seg_begin = seg.logical * kBlockSize;
+      const uint64_t seg_end = (seg.logical + seg.count) * kBlockSize;
+      for (uint64_t chunk = seg_begin; chunk < seg_end && transfer.ok(); chunk += chunk_size) {
+        const uint64_t chunk_end = std::min(seg_end, chunk + chunk_size);
+        const uint64_t from = std::max(offset, chunk);
+        const uint64_t to = std::min(end, chunk_end);
+        BufferPool::Lease lease = pipeline.Acquire();
+        std::byte* buf = lease.data();
+        const uint64_t physical = *seg.physical + (chunk / kBlockSize - seg.logical);
+        // Partial first and last blocks: keep what is there, or zeros where
+        // nothing was ever written.
+        if (from > chunk) {
+          transfer = seg.unwritten ? (std::memset(buf, 0, kBlockSize), Status::Ok())
+                                   : ReadBlock(*engine_, physical, buf);
+        }
+        const uint64_t tail_block = RoundDown(to, kBlockSize);
+        if (transfer.ok() && to < chunk_end && !(from > chunk && tail_block == chunk)) {
+          std::byte* tail = buf + (tail_block - chunk);
+          transfer = seg.unwritten
+                         ? (std::memset(tail, 0, kBlockSize), Status::Ok())
+                         : ReadBlock(*engine_, physical + (tail_block - chunk) / kBlockSize, tail);
+        }
+        if (!transfer.ok()) break;
+        std::memcpy(buf + (from - chunk), data.data() + (from - offset), to - from);
+        pipeline.Submit({IoOp::kWrite, physical * kBlockSize, buf, chunk_end - chunk},
+                        std::move(lease), nullptr);
+      }
+    }
+    Status finished = pipeline.Finish();
+    if (transfer.ok()) transfer = std::move(finished);
+  }
+
+  std::lock_guard lock(mu_);
+  Inode* inode = meta_.Find(ino);
+  if (transfer.ok() && inode != nullptr) {
+    inode->extents.SetUnwritten(first_block, end_block - first_block, false);
+    inode->attr.size = std::max(inode->attr.size, offset + length);
+    inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
+    data_unflushed_ = true;
+    MarkDirty(ino);
+  }
+  Unpin(ino);
+  if (!transfer.ok()) return FileError("write", path, offset, length, transfer);
+  return static_cast<size_t>(length);
+}
+
+Result<size_t> Volume::Read(uint64_t ino, uint64_t offset, std::span<std::byte> out) {
+  std::shared_lock io(IoLock(ino));
+  std::vector<Segment> segments;
+  std::string path;
+  uint64_t length = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto node = Node("read", ino);
+    if (!node.ok()) return node.status();
+    const Inode& inode = **node;
+    path = meta_.PathOf(ino);
+    if (inode.is_dir()) return Status::Error(EISDIR, "read", path, offset, out.size());
+    if (!inode.is_reg()) return Status::Error(EINVAL, "read", path, offset, out.size());
+    if (offset >= inode.attr.size || out.empty()) return size_t{0};
+    length = std::min<uint64_t>(out.size(), inode.attr.size - offset);
+    const uint64_t first_block = offset / kBlockSize;
+    const uint64_t end_block = (offset + length + kBlockSize - 1) / kBlockSize;
+    segments = inode.extents.Lookup(first_block, end_block - first_block);
+    pins_[ino]++;
+  }
+
+  Status transfer;
+  {
+    Pipeline pipeline(*engine_, *staging_);
+    const uint64_t end = offset + length;
+    const uint64_t chunk_size = staging_->buffer_size();
+    for (const Segment& seg : segments) {
+      const uint64_t seg_begin = seg.logical * kBlockSize;
+      const uint64_t seg_end = (seg.logical + seg.count) * kBlockSize;
+      if (seg.hole() || seg.unwritten) {
+        const uint64_t from = std::max(offset, seg_begin);
+        const uint64_t to = std::min(end, seg_end);
+        std::memset(out.data() + (from - offset), 0, to - from);
+        continue;
+      }
+      for (uint64_t chunk = seg_begin; chunk < seg_end; chunk += chunk_size) {
+        const uint64_t chunk_end = std::min(seg_end, chunk + chunk_size);
+        const uint64_t from = std::max(offset, chunk);
+        const uint64_t to = std::min(end, chunk_end);
+        const uint64_t physical = *seg.physical + (chunk / kBlockSize - seg.logical);
+        std::byte* direct = out.data() + (chunk - offset);
+        if (from == chunk && to == chunk_end &&
+            reinterpret_cast<uintptr_t>(direct) % aio::kBufferAlignment == 0) {
+          // Aligned on both sides: straight into the caller's memory.
+          pipeline.Submit({IoOp::kRead, physical * kBlockSize, direct, chunk_end - chunk},
+                          BufferPool::Lease(), nullptr);
+          continue;
+        }
+        BufferPool::Lease lease = pipeline.Acquire();
+        std::byte* buf = lease.data();
+        std::byte* dest = out.data() + (from - offset);
+        const std::byte* src = buf + (from - chunk);
+        const uint64_t n = to - from;
+        pipeline.Submit({IoOp::kRead, physical * kBlockSize, buf, chunk_end - chunk},
+                        std::move(lease), [dest, src, n] { std::memcpy(dest, src, n); });
+      }
+    }
+    transfer = pipeline.Finish();
+  }
+
+  std::lock_guard lock(mu_);
+  Unpin(ino);
+  if (!transfer.ok()) return FileError("read", path, offset, length, transfer);
+  return static_cast<size_t>(length);
+}
+
+Status Volume::ZeroInBlock(uint64_t physical_block, uint32_t from, uint32_t to) {
+  BufferPool::Lease lease = staging_->Acquire();
+  NVSWAPFS_RETURN_IF_ERROR(ReadBlock(*engine_, physical_block, lease.data()));
+  std::memset(lease.data() + from, 0, to - from);
+  NVSWAPFS_RETURN_IF_ERROR(
+      engine_->Execute({IoOp::kWrite, physical_block * kBlockSize, lease.data(), kBlockSize}));
+  data_unflushed_ = true;
+  return Status::Ok();
+}
+
+Status Volume::TruncateLocked(Inode& inode, uint64_t new_size, std::unique_lock<std::mutex>&) {
+  const uint64_t ino = inode.attr.ino;
+  if (new_size > kMaxFileSize) {
+    return Status::Error(EFBIG, "truncate", meta_.PathOf(ino), new_size, 0)
+        .WithDetail("files are at most " + FormatSize(kMaxFileSize));
+  }
+  if (new_size < inode.attr.size) {
+    const uint64_t per_unit = store_.superblock().alloc_unit / kBlockSize;
+    // The bytes after the new end in its block must read as zeros if the
+    // file grows again; zero them on the device before anything else.
+    if (new_size % kBlockSize != 0) {
+      for (const Segment& s : inode.extents.Lookup(new_size / kBlockSize, 1)) {
+        if (s.hole() || s.unwritten) continue;
+        Status z = ZeroInBlock(*s.physical, static_cast<uint32_t>(new_size % kBlockSize), kBlockSize);
+        if (!z.ok()) return FileError("truncate", meta_.PathOf(ino), new_size, 0, z);
+      }
+    }
+    const uint64_t keep_blocks = (new_size + kBlockSize - 1) / kBlockSize;
+    const uint64_t unit_end = RoundUp(keep_blocks, per_unit);
+    const std::vector<Extent> removed = inode.extents.RemoveFrom(unit_end);
+    FreeExtents(removed);
+    metadata_bytes_ -= std::min(metadata_bytes_, 21 * removed.size());
+    if (unit_end > keep_blocks) inode.extents.SetUnwritten(keep_blocks, unit_end - keep_blocks, true);
+  }
+  inode.attr.size = new_size;
+  inode.attr.mtime_ns = inode.attr.ctime_ns = NowNs();
+  MarkDirty(ino);
+  return Status::Ok();
+}
+
+Status Volume::PunchLocked(Inode& inode, uint64_t offset, uint64_t length) {
+  const uint64_t ino = inode.attr.ino;
+  const uint64_t per_unit = store_.superblock().alloc_unit / kBlockSize;
+  const uint64_t end = offset + length;
+  // Partial blocks at either end: zeros on the device where data was written.
+  auto zero_part = [&](uint64_t block, uint32_t from, uint32_t to) -> Status {
+    for (const Segment& s : inode.extents.Lookup(block, 1)) {
+      if (s.hole() || s.unwritten) continue;
+      Status z = ZeroInBlock(*s.physical, from, to);
+      if (!z.ok()) return FileError("fallocate", meta_.PathOf(ino), offset, length, z);
+    }
+    return Status::Ok();
+  };
+  const uint64_t head_block = offset / kBlockSize;
+  const uint64_t tail_block = end / kBlockSize;
+  if (offset % kBlockSize != 0) {
+    const auto from = static_cast<uint32_t>(offset % kBlockSize);
+    const auto to = head_block == tail_block ? static_cast<uint32_t>(end % kBlockSize) : kBlockSize;
+    NVSWAPFS_RETURN_IF_ERROR(zero_part(head_block, from, to));
+  }
+  if (end % kBlockSize != 0 && (tail_block != head_block || offset % kBlockSize == 0)) {
+    NVSWAPFS_RETURN_IF_ERROR(zero_part(tail_block, 0, static_cast<uint32_t>(end % kBlockSize)));
+  }
+  const uint64_t first_full = (offset + kBlockSize - 1) / kBlockSize;
+  const uint64_t end_full = end / kBlockSize;
+  if (end_full > first_full) {
+    // Whole units go back to free space; the rest of the range stays
+    // allocated but reads as zeros.
+    const uint64_t u0 = (first_full + per_unit - 1) / per_unit;
+    const uint64_t u1 = end_full / per_unit;
+    if (u1 > u0) {
+      const std::vector<Extent> removed = inode.extents.Remove(u0 * per_unit, (u1 - u0) * per_unit);
+      FreeExtents(removed);
+    }
+    inode.extents.SetUnwritten(first_full, end_full - first_full, true);
+  }
+  inode.attr.mtime_ns = inode.attr.ctime_ns = NowNs();
+  MarkDirty(ino);
+  return Status::Ok();
+}
+
+Status Volume::Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length) {
+  const bool punch = mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+  if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE && !punch) {
+    return Status::Error(EOPNOTSUPP, "fallocate", PathOf(ino), offset, length)
+        .WithDetail("supported modes: allocate, keep size, punch hole");
+  }
+  std::unique_lock io(IoLock(ino));
+  std::unique_lock lock(mu_);
+  auto node = Node("fallocate", ino);
+  if (!node.ok()) return node.status();
+  Inode& inode = **node;
+  const std::string path = meta_.PathOf(ino);
+  if (inode.is_dir()) return Status::Error(EISDIR, "fallocate", path, offset, length);
+  if (!inode.is_reg()) return Status::Error(ENODEV, "fallocate", path, offset, length);
+  NVSWAPFS_RETURN_IF_ERROR(CheckWritable("fallocate", ino));
+  if (length == 0) {
+    return Status::Error(EINVAL, "fallocate", path, offset, length).WithDetail("empty range");
+  }
+  if (offset > kMaxFileSize || length > kMaxFileSize - offset) {
+    return Status::Error(EFBIG, "fallocate", path, offset, length)
+        .WithDetail("files are at most " + FormatSize(kMaxFileSize));
+  }
+  if (punch) return PunchLocked(inode, offset, length);
+  const uint64_t first_block = offset / kBlockSize;
+  const uint64_t end_block = (offset + length + kBlockSize - 1) / kBlockSize;
+  NVSWAPFS_RETURN_IF_ERROR(EnsureMapped(inode, first_block, end_block, "fallocate", offset, length));
+  const int64_t now = NowNs();
+  if (mode == 0 && offset + length > inode.attr.size) {
+    inode.attr.size = offset + length;
+    inode.attr.mtime_ns = now;
+  }
+  inode.attr.ctime_ns = now;
+  MarkDirty(ino);
+  return Status::Ok();
+}
+
+}  // namespace nvswapfs::fs

@@ -1,0 +1,88 @@
+// Where metadata lives on the device: superblocks, the two checkpoint slots
+// and the log (layouts in superblock.h and journal.h).
+//
+// Loading picks a valid superblock copy, the newest valid checkpoint, and
+// replays the log after it up to the first commit that is torn, corrupt,
+// stale or from another volume. Saving appends commits (each followed by a
+// device flush) and writes checkpoints to the slot not in use, so a torn
+// checkpoint never loses the previous state.
+//
+// Not thread-safe: the Volume calls it under its metadata lock.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nvswapfs/aio/engine.h"
+#include "nvswapfs/fs/journal.h"
+#include "nvswapfs/fs/metadata.h"
+#include "nvswapfs/fs/superblock.h"
+#include "nvswapfs/status.h"
+
+namespace nvswapfs::fs {
+
+// What loading found, beyond the metadata itself.
+struct LoadReport {
+  bool primary_superblock_ok = false;
+  bool backup_superblock_ok = false;
+  std::string primary_superblock_error;
+  std::string backup_superblock_error;
+  int checkpoint_slot = -1;
+  uint64_t checkpoint_generation = 0;
+  std::string other_checkpoint_error;  // why the other slot was not used
+  uint64_t commits_replayed = 0;
+  uint64_t records_replayed = 0;
+  uint64_t log_bytes = 0;  // log in use after replay
+  std::string log_end;     // why replay stopped ("end of log", "bad checksum at ...")
+  std::vector<std::string> Notes() const;
+};
+
+class MetadataStore {
+ public:
+  // Reads superblocks only. Fails when neither copy is valid, naming both.
+  static Result<Superblock> ReadSuperblock(aio::IoEngine& engine, LoadReport* report);
+
+  // Loads everything into `metadata` (which must be empty).
+  static Result<MetadataStore> Load(aio::IoEngine& engine, Metadata* metadata,
+                                    LoadReport* report);
+
+  // Writes a new, empty volume: both superblocks, an initial checkpoint with
+  // the root directory (owned by uid/gid, mode 0755), and an empty log.
+  static Status Format(aio::IoEngine& engine, const Superblock& sb, uint32_t root_uid,
+                       uint32_t root_gid);
+
+  const Superblock& superblock() const { return sb_; }
+  uint64_t next_ino() const { return next_ino_; }
+  uint64_t log_used() const { return log_tail_; }
+  uint64_t log_capacity() const { return sb_.log_size; }
+  uint64_t checkpoint_capacity() const { return sb_.ckpt_size - kBlockSize; }
+  uint64_t generation() const { return generation_; }
+  uint64_t next_sequence() const { return next_sequence_; }
+
+  // Appends one commit and flushes. ENOSPC ("log full") when it does not
+  // fit in the log's free space: checkpoint instead. The device is flushed
+  // before the write when `flush_data_first` (data the records point to).
+  Status Commit(const std::vector<Record>& records, uint64_t next_ino, bool flush_data_first);
+
+  // Writes `metadata` as a checkpoint to the other slot, flushes, and starts
+  // an empty log after it. ENOSPC when it does not fit in a slot.
+  Status Checkpoint(const Metadata& metadata, uint64_t next_ino);
+
+  // Rewrites one superblock copy from `sb` (fsck repair).
+  static Status WriteSuperblockCopy(aio::IoEngine& engine, Superblock sb, int copy);
+
+ private:
+  MetadataStore(aio::IoEngine& engine, Superblock sb) : engine_(&engine), sb_(std::move(sb)) {}
+  Status WriteAt(uint64_t offset, std::vector<std::byte>& bytes);
+
+  aio::IoEngine* engine_;
+  Superblock sb_;
+  int active_slot_ = 0;
+  uint64_t generation_ = 0;
+  uint64_t next_sequence_ = 1;
+  uint64_t next_ino_ = 2;
+  uint64_t log_tail_ = 0;  // bytes of the log in use
+};
+
+}  // namespace nvswapfs::fs

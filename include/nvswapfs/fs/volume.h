@@ -1,0 +1,239 @@
+// A mounted nvswapfs volume, usable without FUSE.
+//
+// The Volume owns the engine, the namespace (metadata.h) and the free space
+// (allocator.h). Every call validates its input and returns the error model's
+// Status naming the operation and the file's path (and the byte range for
+// data operations); it never leaves the metadata half-changed.
+//
+// Crash consistency:
+//  - file data reaches the device before the metadata that points to it
+//    commits: a commit flushes the device, writes its log records, and
+//    flushes again;
+//  - a commit is atomic (all of its records apply after a crash, or none);
+//  - Fsync of any file commits everything, so whatever that file depends on
+//    (its directory entry, its parent's) is durable when it returns;
+//  - a background commit runs every `commit_interval_s` seconds, and Close()
+//    commits everything and writes a checkpoint;
+//  - space freed by unlink or truncate is not reused before the change that
+//    freed it is durable;
+//  - bytes never written read as zeros: holes, extension by truncate,
+//    fallocate'd space, and the rest of a partly written allocation unit.
+//
+// Thread safety: every method may be called from any thread concurrently.
+// Metadata operations are serialized by one lock; data transfers run outside
+// it, serialized per file (reads of a file run in parallel).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "nvswapfs/aio/buffer.h"
+#include "nvswapfs/aio/engine.h"
+#include "nvswapfs/fs/allocator.h"
+#include "nvswapfs/fs/metadata.h"
+#include "nvswapfs/fs/store.h"
+#include "nvswapfs/status.h"
+
+namespace nvswapfs::fs {
+
+// The largest file: 16 TiB.
+constexpr uint64_t kMaxFileSize = uint64_t{1} << 44;
+
+struct VolumeOptions {
+  bool read_only = false;
+  // Seconds between background commits; 0 disables them.
+  uint32_t commit_interval_s = 5;
+  // 1 MiB aligned staging buffers for data transfers: the bound on the
+  // memory data transfers use, however much data moves.
+  size_t staging_buffers = 16;
+};
+
+struct Attr {
+  uint64_t ino = 0;
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units allocated
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  int64_t btime_ns = 0;
+};
+
+struct SetAttrRequest {
+  std::optional<uint32_t> mode = {};  // permission bits only
+  std::optional<uint32_t> uid = {};
+  std::optional<uint32_t> gid = {};
+  std::optional<uint64_t> size = {};
+  std::optional<int64_t> atime_ns = {};  // use Volume::kNow for "now"
+  std::optional<int64_t> mtime_ns = {};
+};
+
+struct VolumeStats {
+  uint64_t block_size = 0;
+  uint64_t total_blocks = 0;
+  uint64_t free_blocks = 0;  // includes space freed by not yet committed changes
+  uint64_t files = 0;
+  uint64_t free_files = 0;
+  uint64_t max_name = kMaxNameLength;
+};
+
+struct DirListing {
+  uint64_t ino = 0;
+  uint32_t mode = 0;
+  uint64_t cookie = 0;  // pass back to continue after this entry
+  std::string name;
+};
+
+enum class RenameMode { kReplace, kNoReplace, kExchange };
+
+// Creation parameters of a new inode.
+struct NewInode {
+  uint32_t mode = 0;  // permission bits (type comes from the call)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+class Volume {
+ public:
+  static constexpr int64_t kNow = INT64_MIN;
+
+  // Loads the volume on `engine`'s device: superblocks, newest checkpoint,
+  // log replay; frees orphans (inodes unlinked while open before a crash).
+  static Result<std::unique_ptr<Volume>> Open(std::unique_ptr<aio::IoEngine> engine,
+                                              const VolumeOptions& options);
+  // Commits and checkpoints if still open; errors are lost: call Close().
+  ~Volume();
+  // Commits everything and writes a checkpoint. Idempotent.
+  Status Close();
+
+  const Superblock& superblock() const { return store_.superblock(); }
+  aio::IoEngine& engine() { return *engine_; }
+  // What loading found worth telling (a cut log tail, a bad superblock copy).
+  const std::vector<std::string>& notes() const { return notes_; }
+
+  // --- Names
+  Result<Attr> Lookup(uint64_t parent, std::string_view name);
+  Result<Attr> Create(uint64_t parent, std::string_view name, const NewInode& how);
+  Result<Attr> Mkdir(uint64_t parent, std::string_view name, const NewInode& how);
+  Result<Attr> Symlink(uint64_t parent, std::string_view name, std::string_view target,
+                       const NewInode& how);
+  Result<std::string> Readlink(uint64_t ino);
+  Result<Attr> Link(uint64_t ino, uint64_t new_parent, std::string_view new_name);
+  Status Unlink(uint64_t parent, std::string_view name);
+  Status Rmdir(uint64_t parent, std::string_view name);
+  Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
+                std::string_view new_name, RenameMode mode);
+  // Calls `emit` for entries after `cookie` (0: from the start) in a stable
+  // order, until it returns false.
+  Status Readdir(uint64_t dir, uint64_t cookie,
+                 const std::function<bool(const DirListing&)>& emit);
+
+  // --- Attributes
+  Result<Attr> GetAttr(uint64_t ino);
+  Result<Attr> SetAttr(uint64_t ino, const SetAttrRequest& request);
+  VolumeStats StatFs();
+  std::string PathOf(uint64_t ino);
+
+  // --- Data
+  // Reads up to out.size() bytes at `offset`; fewer at the end of the file.
+  Result<size_t> Read(uint64_t ino, uint64_t offset, std::span<std::byte> out);
+  // Writes all of `data` at `offset` (any offset and length), or fails
+  // having changed no metadata (ENOSPC, EFBIG, EIO, ...).
+  Result<size_t> Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data);
+  // mode: 0, FALLOC_FL_KEEP_SIZE, or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
+  Status Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
+  // Commits everything (see the crash-consistency rules above).
+  Status Fsync(uint64_t ino);
+  Status Sync();
+
+  // --- Open files: an inode unlinked while open lives until its last Release.
+  Status Open(uint64_t ino);
+  void Release(uint64_t ino);
+
+  // --- Extended attributes (names as given, e.g. "user.x")
+  Result<std::string> GetXattr(uint64_t ino, std::string_view name);
+  // flags: 0, XATTR_CREATE or XATTR_REPLACE.
+  Status SetXattr(uint64_t ino, std::string_view name, std::string_view value, int flags);
+  Result<std::vector<std::string>> ListXattr(uint64_t ino);
+  Status RemoveXattr(uint64_t ino, std::string_view name);
+
+ private:
+  Volume(std::unique_ptr<aio::IoEngine> engine, MetadataStore store, Metadata metadata,
+         const VolumeOptions& options);
+
+  // Everything below requires mu_ unless it says otherwise.
+  Status CommitLocked();
+  Status CheckpointLocked();
+  void MarkDirty(uint64_t ino);
+  void LogDirent(Record record);
+  Attr AttrOf(const Inode& inode) const;
+  Status CheckWritable(std::string_view op, uint64_t ino) const;
+  Result<Inode*> Dir(std::string_view op, uint64_t ino);
+  Result<Inode*> Node(std::string_view op, uint64_t ino);
+  Result<Attr> MakeNode(std::string_view op, uint64_t parent, std::string_view name,
+                        uint32_t type, const NewInode& how, std::string_view target);
+  void DropLink(Inode& inode);
+  void FreeInode(Inode& inode);
+  void FreeExtents(const std::vector<Extent>& extents);
+  Status EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_block, std::string_view op,
+                      uint64_t offset, uint64_t length);
+  Status CheckMetadataRoom(std::string_view op, uint64_t ino, size_t extra_bytes) const;
+  // Both hold the file's I/O lock exclusively (and mu_) while they run.
+  Status TruncateLocked(Inode& inode, uint64_t new_size, std::unique_lock<std::mutex>& lock);
+  Status PunchLocked(Inode& inode, uint64_t offset, uint64_t length);
+  // Zeroes bytes [from, to) of one mapped, written block on the device.
+  Status ZeroInBlock(uint64_t physical_block, uint32_t from, uint32_t to);
+  void Unpin(uint64_t ino);
+  void CommitLoop();
+  static int64_t NowNs();
+  std::shared_mutex& IoLock(uint64_t ino) { return io_locks_[ino % io_locks_.size()]; }
+
+
+  std::unique_ptr<aio::IoEngine> engine_;
+  MetadataStore store_;
+  const VolumeOptions options_;
+  std::vector<std::string> notes_;
+  std::unique_ptr<aio::BufferPool> staging_;
+  std::vector<std::shared_mutex> io_locks_;
+
+  mutable std::mutex mu_;
+  Metadata meta_;
+  UnitAllocator allocator_;
+  uint64_t next_ino_ = 0;
+  // The change not yet committed: inodes to log whole, entries added and
+  // removed in order, inodes deleted.
+  std::set<uint64_t> dirty_;
+  std::vector<Record> dirent_log_;
+  std::set<uint64_t> deleted_;
+  bool data_unflushed_ = false;  // data written since the last device flush
+  std::vector<InodeRecord> deleted_snapshots_;  // deleted inodes changed in this commit
+  // Open handles plus data transfers in flight, per inode: a pinned inode
+  // whose last link goes stays until it is unpinned.
+  std::unordered_map<uint64_t, uint32_t> pins_;
+  size_t metadata_bytes_ = 0;  // estimate of the next checkpoint's size
+  bool closed_ = false;
+  Status poisoned_;  // set when a commit failed: the volume turns read-only
+
+  std::condition_variable commit_wake_;
+  bool stop_commit_thread_ = false;
+  std::thread commit_thread_;
+};
+
+}  // namespace nvswapfs::fs

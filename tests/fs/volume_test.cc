@@ -1,0 +1,440 @@
+// The Volume API without FUSE: names, attributes, data, space, persistence.
+#include "nvswapfs/fs/volume.h"
+
+#include <linux/falloc.h>
+#include <sys/xattr.h>
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "nvswapfs/units.h"
+#include "volume_test_util.h"
+
+namespace nvswapfs::fs {
+namespace {
+
+using testing::Resolve;
+using testing::TestImage;
+
+std::span<const std::byte> Bytes(const std::string& s) { return std::as_bytes(std::span(s)); }
+
+std::string ReadAll(Volume& v, uint64_t ino) {
+  auto attr = v.GetAttr(ino);
+  EXPECT_TRUE(attr.ok());
+  std::string out(attr.ok() ? attr->size : 0, '\0');
+  auto n = v.Read(ino, 0, std::as_writable_bytes(std::span(out)));
+  EXPECT_TRUE(n.ok()) << n.status().ToString();
+  return out;
+}
+
+std::string Pattern(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+const NewInode kFile{0644, 0, 0};
+const NewInode kDirMode{0755, 0, 0};
+
+class VolumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    volume_ = image_.Open();
+    ASSERT_NE(volume_, nullptr);
+  }
+  void Reopen() {
+    ASSERT_TRUE(volume_->Close().ok());
+    volume_.reset();
+    volume_ = image_.Open();
+    ASSERT_NE(volume_, nullptr);
+  }
+  uint64_t MakeFile(const std::string& name, const std::string& content = "") {
+    auto a = volume_->Create(kRootIno, name, kFile);
+    EXPECT_TRUE(a.ok()) << a.status().ToString();
+    if (!content.empty()) {
+      auto n = volume_->Write(a->ino, 0, Bytes(content));
+      EXPECT_TRUE(n.ok()) << n.status().ToString();
+    }
+    return a.ok() ? a->ino : 0;
+  }
+
+  TestImage image_;
+  std::unique_ptr<Volume> volume_;
+};
+
+TEST_F(VolumeTest, FreshVolumeHasAnEmptyRoot) {
+  auto root = volume_->GetAttr(kRootIno);
+  ASSERT_TRUE(root.ok());
+  EXPECT_TRUE(S_ISDIR(root->mode));
+  EXPECT_EQ(root->nlink, 2u);
+  int entries = 0;
+  ASSERT_TRUE(volume_->Readdir(kRootIno, 0, [&](const DirListing&) { return ++entries, true; }).ok());
+  EXPECT_EQ(entries, 0);
+  VolumeStats st = volume_->StatFs();
+  EXPECT_EQ(st.block_size, 4096u);
+  EXPECT_GT(st.total_blocks, 0u);
+  EXPECT_EQ(st.free_blocks, st.total_blocks);
+  EXPECT_EQ(st.files, 1u);
+}
+
+TEST_F(VolumeTest, CreateLookupAndNameRules) {
+  const uint64_t ino = MakeFile("tensor.pt");
+  auto found = volume_->Lookup(kRootIno, "tensor.pt");
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->ino, ino);
+  EXPECT_TRUE(S_ISREG(found->mode));
+  EXPECT_EQ(found->mode & 07777, 0644u);
+
+  EXPECT_EQ(volume_->Create(kRootIno, "tensor.pt", kFile).status().code(), EEXIST);
+  EXPECT_EQ(volume_->Lookup(kRootIno, "absent").status().code(), ENOENT);
+  const std::string long_name(256, 'x');
+  Status too_long = volume_->Create(kRootIno, long_name, kFile).status();
+  EXPECT_EQ(too_long.code(), ENAMETOOLONG);
+  EXPECT_NE(too_long.ToString().find("256 bytes"), std::string::npos) << too_long.ToString();
+  EXPECT_TRUE(volume_->Create(kRootIno, std::string(255, 'y'), kFile).ok());
+  for (const char* bad : {"", ".", "..", "a/b"}) {
+    EXPECT_EQ(volume_->Create(kRootIno, bad, kFile).status().code(), EINVAL) << bad;
+  }
+  EXPECT_EQ(volume_->Create(kRootIno, std::string("a\0b", 3), kFile).status().code(), EINVAL);
+  EXPECT_EQ(volume_->Create(ino, "child", kFile).status().code(), ENOTDIR);
+}
+
+TEST_F(VolumeTest, ErrorsNameTheFileAndTheOperation) {
+  auto d = volume_->Mkdir(kRootIno, "ckpt", kDirMode);
+  ASSERT_TRUE(d.ok());
+  Status s = volume_->Create(d->ino, std::string(300, 'z'), kFile).status();
+  EXPECT_NE(s.ToString().find("create failed on \"/ckpt/zzz"), std::string::npos) << s.ToString();
+  const uint64_t f = MakeFile("big");
+  Status efbig = volume_->Write(f, kMaxFileSize, Bytes("x")).status();
+  EXPECT_EQ(efbig.code(), EFBIG);
+  EXPECT_NE(efbig.ToString().find("write failed on \"/big\" offset=17592186044416 length=1"),
+            std::string::npos)
+      << efbig.ToString();
+}
+
+TEST_F(VolumeTest, UnalignedWritesAndReadsMatchAModel) {
+  const uint64_t ino = MakeFile("model.bin");
+  std::string model;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 300; ++i) {
+    const int op = static_cast<int>(rng() % 10);
+    if (op < 6) {
+      const uint64_t off = rng() % (3 << 20);
+      const size_t len = 1 + rng() % (op == 0 ? (1 << 20) : 9000);
+      const std::string data = Pattern(len, static_cast<uint32_t>(rng()));
+      ASSERT_TRUE(volume_->Write(ino, off, Bytes(data)).ok());
+      if (model.size() < off + len) model.resize(off + len, '\0');
+      model.replace(off, len, data);
+    } else if (op < 8) {
+      const uint64_t size = rng() % (4 << 20);
+      ASSERT_TRUE(volume_->SetAttr(ino, SetAttrRequest{.size = size}).ok());
+      model.resize(size, '\0');
+    } else if (op == 8) {
+      const uint64_t off = rng() % (3 << 20);
+      const uint64_t len = 1 + rng() % (2 << 20);
+      ASSERT_TRUE(volume_->Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len).ok());
+      if (off < model.size()) {
+        std::fill_n(model.begin() + static_cast<long>(off), std::min<uint64_t>(len, model.size() - off), '\0');
+      }
+    } else {
+      const uint64_t off = rng() % (4 << 20);
+      const uint64_t len = 1 + rng() % (1 << 20);
+      ASSERT_TRUE(volume_->Fallocate(ino, 0, off, len).ok());
+      if (model.size() < off + len) model.resize(off + len, '\0');
+    }
+    // Random reads of random ranges.
+    const uint64_t off = rng() % (model.size() + 1);
+    const size_t len = rng() % 20000;
+    std::string got(len, '\0');
+    auto n = volume_->Read(ino, off, std::as_writable_bytes(std::span(got)));
+    ASSERT_TRUE(n.ok());
+    const size_t want = off >= model.size() ? 0 : std::min<size_t>(len, model.size() - off);
+    ASSERT_EQ(*n, want);
+    ASSERT_EQ(got.substr(0, want), model.substr(off, want)) << "step " << i;
+  }
+  ASSERT_EQ(ReadAll(*volume_, ino), model);
+  Reopen();
+  ASSERT_EQ(ReadAll(*volume_, Resolve(*volume_, "/model.bin")), model);
+}
+
+TEST_F(VolumeTest, SequentialWritesStayInOneExtent) {
+  const uint64_t ino = MakeFile("seq");
+  const std::string chunk = Pattern(64 << 10, 1);
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(volume_->Write(ino, i * chunk.size(), Bytes(chunk)).ok());
+  auto attr = volume_->GetAttr(ino);
+  EXPECT_EQ(attr->size, 4u << 20);
+  EXPECT_EQ(attr->blocks, (4u << 20) / 512);
+}
+
+TEST_F(VolumeTest, NeverWrittenBytesReadAsZerosNotDeletedData) {
+  // Fill most of the device with a recognisable byte, then delete it.
+  const uint64_t old = MakeFile("old", std::string(32 << 20, '\xAB'));
+  ASSERT_NE(old, 0u);
+  ASSERT_TRUE(volume_->Unlink(kRootIno, "old").ok());
+  ASSERT_TRUE(volume_->Sync().ok());
+  const uint64_t f = MakeFile("new");
+  // A small write (rest of its unit never written), a hole, truncate up,
+  // fallocate, and a partial block.
+  ASSERT_TRUE(volume_->Write(f, 5000, Bytes("hello")).ok());
+  ASSERT_TRUE(volume_->SetAttr(f, SetAttrRequest{.size = 3 << 20}).ok());
+  ASSERT_TRUE(volume_->Fallocate(f, 0, 4 << 20, 8 << 20).ok());
+  ASSERT_TRUE(volume_->Write(f, (13 << 20) + 100, Bytes("tail")).ok());
+  const std::string all = ReadAll(*volume_, f);
+  EXPECT_EQ(all.find('\xAB'), std::string::npos) << "stale data at " << all.find('\xAB');
+  EXPECT_EQ(all.substr(5000, 5), "hello");
+  // Shrinking then growing again must not bring back the cut bytes.
+  ASSERT_TRUE(volume_->SetAttr(f, SetAttrRequest{.size = 5002}).ok());
+  ASSERT_TRUE(volume_->SetAttr(f, SetAttrRequest{.size = 9000}).ok());
+  const std::string regrown = ReadAll(*volume_, f);
+  EXPECT_EQ(regrown.substr(5000, 2), "he");
+  EXPECT_EQ(regrown.substr(5002), std::string(9000 - 5002, '\0'));
+}
+
+TEST_F(VolumeTest, DirectoriesAndLinkCounts) {
+  auto d = volume_->Mkdir(kRootIno, "d", kDirMode);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(volume_->GetAttr(kRootIno)->nlink, 3u);
+  auto sub = volume_->Mkdir(d->ino, "sub", kDirMode);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(volume_->GetAttr(d->ino)->nlink, 3u);
+  EXPECT_EQ(volume_->Rmdir(kRootIno, "d").code(), ENOTEMPTY);
+  EXPECT_EQ(volume_->Unlink(kRootIno, "d").code(), EISDIR);
+  const uint64_t f = MakeFile("f");
+  EXPECT_EQ(volume_->Rmdir(kRootIno, "f").code(), ENOTDIR);
+  EXPECT_EQ(volume_->Mkdir(kRootIno, "f", kDirMode).status().code(), EEXIST);
+  ASSERT_TRUE(volume_->Rmdir(d->ino, "sub").ok());
+  ASSERT_TRUE(volume_->Rmdir(kRootIno, "d").ok());
+  EXPECT_EQ(volume_->GetAttr(kRootIno)->nlink, 2u);
+  EXPECT_EQ(volume_->GetAttr(d->ino).status().code(), ENOENT);
+
+  auto l = volume_->Link(f, kRootIno, "g");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->nlink, 2u);
+  ASSERT_TRUE(volume_->Write(f, 0, Bytes("shared")).ok());
+  ASSERT_TRUE(volume_->Unlink(kRootIno, "f").ok());
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/g")), "shared");
+  EXPECT_EQ(volume_->GetAttr(f)->nlink, 1u);
+}
+
+TEST_F(VolumeTest, Symlinks) {
+  auto s = volume_->Symlink(kRootIno, "latest", "ckpt/step-1000.pt", kFile);
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(S_ISLNK(s->mode));
+  EXPECT_EQ(s->size, 17u);
+  EXPECT_EQ(*volume_->Readlink(s->ino), "ckpt/step-1000.pt");
+  EXPECT_EQ(volume_->Readlink(kRootIno).status().code(), EINVAL);
+  EXPECT_EQ(volume_->Symlink(kRootIno, "x", std::string(5000, 'a'), kFile).status().code(),
+            ENAMETOOLONG);
+  Reopen();
+  EXPECT_EQ(*volume_->Readlink(Resolve(*volume_, "/latest")), "ckpt/step-1000.pt");
+}
+
+TEST_F(VolumeTest, RenameInAllItsForms) {
+  const uint64_t a = MakeFile("a", "AAA");
+  const uint64_t b = MakeFile("b", "BBBB");
+  auto d = volume_->Mkdir(kRootIno, "d", kDirMode);
+  ASSERT_TRUE(d.ok());
+
+  EXPECT_EQ(volume_->Rename(kRootIno, "a", kRootIno, "b", RenameMode::kNoReplace).code(), EEXIST);
+  ASSERT_TRUE(volume_->Rename(kRootIno, "a", kRootIno, "b", RenameMode::kExchange).ok());
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/a")), "BBBB");
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/b")), "AAA");
+
+  // Replacing: the target's old inode goes away atomically.
+  ASSERT_TRUE(volume_->Rename(kRootIno, "a", kRootIno, "b", RenameMode::kReplace).ok());
+  EXPECT_EQ(Resolve(*volume_, "/a"), 0u);
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/b")), "BBBB");
+  EXPECT_EQ(volume_->GetAttr(a).status().code(), ENOENT);
+  EXPECT_EQ(Resolve(*volume_, "/b"), b);
+
+  // Into a directory, and a directory across directories.
+  ASSERT_TRUE(volume_->Rename(kRootIno, "b", d->ino, "b2", RenameMode::kReplace).ok());
+  EXPECT_EQ(Resolve(*volume_, "/d/b2"), b);
+  auto e = volume_->Mkdir(kRootIno, "e", kDirMode);
+  ASSERT_TRUE(volume_->Rename(kRootIno, "d", e->ino, "d", RenameMode::kReplace).ok());
+  EXPECT_EQ(volume_->GetAttr(kRootIno)->nlink, 3u);
+  EXPECT_EQ(volume_->GetAttr(e->ino)->nlink, 3u);
+  EXPECT_EQ(volume_->PathOf(b), "/e/d/b2");
+
+  // Never into its own subtree; never a directory over a file or a full one.
+  EXPECT_EQ(volume_->Rename(kRootIno, "e", d->ino, "x", RenameMode::kReplace).code(), EINVAL);
+  MakeFile("plain");
+  EXPECT_EQ(volume_->Rename(kRootIno, "e", kRootIno, "plain", RenameMode::kReplace).code(), ENOTDIR);
+  EXPECT_EQ(volume_->Rename(kRootIno, "plain", kRootIno, "e", RenameMode::kReplace).code(), EISDIR);
+  auto full = volume_->Mkdir(kRootIno, "full", kDirMode);
+  ASSERT_TRUE(volume_->Create(full->ino, "x", kFile).ok());
+  EXPECT_EQ(volume_->Rename(kRootIno, "e", kRootIno, "full", RenameMode::kReplace).code(), ENOTEMPTY);
+  EXPECT_EQ(volume_->Rename(kRootIno, "nope", kRootIno, "x", RenameMode::kReplace).code(), ENOENT);
+
+  Reopen();
+  EXPECT_NE(Resolve(*volume_, "/e/d/b2"), 0u);
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/e/d/b2")), "BBBB");
+}
+
+TEST_F(VolumeTest, ExtendedAttributes) {
+  const uint64_t f = MakeFile("x");
+  ASSERT_TRUE(volume_->SetXattr(f, "user.step", "1000", 0).ok());
+  EXPECT_EQ(*volume_->GetXattr(f, "user.step"), "1000");
+  EXPECT_EQ(volume_->SetXattr(f, "user.step", "1", XATTR_CREATE).code(), EEXIST);
+  EXPECT_EQ(volume_->SetXattr(f, "user.new", "1", XATTR_REPLACE).code(), ENODATA);
+  ASSERT_TRUE(volume_->SetXattr(f, "user.step", "2000", XATTR_REPLACE).ok());
+  ASSERT_TRUE(volume_->SetXattr(f, "user.dtype", "bf16", 0).ok());
+  EXPECT_EQ(*volume_->ListXattr(f), (std::vector<std::string>{"user.dtype", "user.step"}));
+  EXPECT_EQ(volume_->GetXattr(f, "user.none").status().code(), ENODATA);
+  EXPECT_EQ(volume_->SetXattr(f, "user.big", std::string(5000, 'v'), 0).code(), E2BIG);
+  EXPECT_EQ(volume_->SetXattr(f, std::string(300, 'n'), "v", 0).code(), ERANGE);
+  ASSERT_TRUE(volume_->RemoveXattr(f, "user.dtype").ok());
+  EXPECT_EQ(volume_->RemoveXattr(f, "user.dtype").code(), ENODATA);
+  Reopen();
+  const uint64_t again = Resolve(*volume_, "/x");
+  EXPECT_EQ(*volume_->GetXattr(again, "user.step"), "2000");
+  EXPECT_EQ(volume_->ListXattr(again)->size(), 1u);
+}
+
+TEST_F(VolumeTest, AttributesPersist) {
+  const uint64_t f = MakeFile("attrs", "data");
+  ASSERT_TRUE(volume_->SetAttr(f, SetAttrRequest{.mode = 0600, .uid = 1234, .gid = 99,
+                                                 .atime_ns = 1'000'000'007, .mtime_ns = 2'000'000'009})
+                  .ok());
+  Reopen();
+  auto a = volume_->GetAttr(Resolve(*volume_, "/attrs"));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->mode, S_IFREG | 0600u);
+  EXPECT_EQ(a->uid, 1234u);
+  EXPECT_EQ(a->gid, 99u);
+  EXPECT_EQ(a->atime_ns, 1'000'000'007);
+  EXPECT_EQ(a->mtime_ns, 2'000'000'009);
+  EXPECT_EQ(a->size, 4u);
+  EXPECT_EQ(volume_->SetAttr(kRootIno, SetAttrRequest{.size = 0}).status().code(), EISDIR);
+}
+
+TEST_F(VolumeTest, FullDeviceGivesEnospcAndDeletingGivesSpaceBack) {
+  const VolumeStats before = volume_->StatFs();
+  const std::string chunk(1 << 20, 'q');
+  std::vector<uint64_t> files;
+  Status failure;
+  for (int i = 0; i < 200 && failure.ok(); ++i) {
+    const uint64_t f = MakeFile("fill" + std::to_string(i));
+    files.push_back(f);
+    for (int j = 0; j < 4 && failure.ok(); ++j) {
+      auto n = volume_->Write(f, j * chunk.size(), Bytes(chunk));
+      if (!n.ok()) failure = n.status();
+    }
+  }
+  ASSERT_EQ(failure.code(), ENOSPC) << failure.ToString();
+  EXPECT_NE(failure.ToString().find("free"), std::string::npos) << failure.ToString();
+  EXPECT_EQ(volume_->StatFs().free_blocks, 0u);
+  // The failed write changed nothing: earlier data is intact.
+  EXPECT_EQ(ReadAll(*volume_, files.front()), std::string(4 << 20, 'q'));
+  for (size_t i = 0; i < files.size(); ++i) {
+    ASSERT_TRUE(volume_->Unlink(kRootIno, "fill" + std::to_string(i)).ok());
+  }
+  EXPECT_EQ(volume_->StatFs().free_blocks, before.free_blocks);
+  // Freed space is usable again (after the deletions are committed).
+  const uint64_t again = MakeFile("again");
+  EXPECT_TRUE(volume_->Write(again, 0, Bytes(std::string(8 << 20, 'r'))).ok());
+  Reopen();
+  EXPECT_EQ(volume_->StatFs().free_blocks, before.free_blocks - (8 << 20) / 4096);
+}
+
+TEST_F(VolumeTest, UnlinkedWhileOpenLivesUntilRelease) {
+  const uint64_t f = MakeFile("tmp", std::string(2 << 20, 't'));
+  const uint64_t free_with_file = volume_->StatFs().free_blocks;
+  ASSERT_TRUE(volume_->Open(f).ok());
+  ASSERT_TRUE(volume_->Unlink(kRootIno, "tmp").ok());
+  EXPECT_EQ(Resolve(*volume_, "/tmp"), 0u);
+  EXPECT_EQ(ReadAll(*volume_, f), std::string(2 << 20, 't'));
+  ASSERT_TRUE(volume_->Write(f, 0, Bytes("still here")).ok());
+  EXPECT_EQ(volume_->StatFs().free_blocks, free_with_file);
+  volume_->Release(f);
+  EXPECT_EQ(volume_->GetAttr(f).status().code(), ENOENT);
+  EXPECT_GT(volume_->StatFs().free_blocks, free_with_file);
+}
+
+TEST_F(VolumeTest, OrphansLeftByACrashAreFreedAtOpen) {
+  const uint64_t f = MakeFile("orphan", std::string(3 << 20, 'o'));
+  const uint64_t free_before = volume_->StatFs().free_blocks;
+  ASSERT_TRUE(volume_->Open(f).ok());
+  ASSERT_TRUE(volume_->Unlink(kRootIno, "orphan").ok());
+  ASSERT_TRUE(volume_->Sync().ok());
+  // Gone without a Release, as when the daemon is killed.
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  volume_ = image_.Open();
+  ASSERT_NE(volume_, nullptr);
+  EXPECT_GT(volume_->StatFs().free_blocks, free_before);
+  bool noted = false;
+  for (const std::string& n : volume_->notes()) noted |= n.find("deleted while open") != std::string::npos;
+  EXPECT_TRUE(noted);
+}
+
+TEST_F(VolumeTest, ReadOnlyVolumeRefusesChanges) {
+  MakeFile("ro", "data");
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  volume_ = image_.Open(nullptr, VolumeOptions{.read_only = true, .commit_interval_s = 0});
+  ASSERT_NE(volume_, nullptr);
+  const uint64_t f = Resolve(*volume_, "/ro");
+  EXPECT_EQ(ReadAll(*volume_, f), "data");
+  EXPECT_EQ(volume_->Write(f, 0, Bytes("x")).status().code(), EROFS);
+  EXPECT_EQ(volume_->Create(kRootIno, "new", kFile).status().code(), EROFS);
+  EXPECT_EQ(volume_->Unlink(kRootIno, "ro").code(), EROFS);
+}
+
+TEST_F(VolumeTest, DeviceErrorFailsTheOpAndNamesTheFile) {
+  const uint64_t f = MakeFile("victim", std::string(1 << 20, 'v'));
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  aio::FaultInjector faults(3);
+  volume_ = image_.Open(&faults);
+  ASSERT_NE(volume_, nullptr);
+  const uint64_t victim = Resolve(*volume_, "/victim");
+  ASSERT_NE(victim, 0u);
+  (void)f;
+  faults.FailNth(aio::FaultOp::kRead, 1);
+  std::string buf(4096, '\0');
+  Status s = volume_->Read(victim, 8192, std::as_writable_bytes(std::span(buf))).status();
+  EXPECT_EQ(s.code(), EIO);
+  EXPECT_NE(s.ToString().find("read failed on \"/victim\" offset=8192 length=4096"),
+            std::string::npos)
+      << s.ToString();
+  // The next read of the same file works.
+  EXPECT_TRUE(volume_->Read(victim, 8192, std::as_writable_bytes(std::span(buf))).ok());
+  faults.FailNth(aio::FaultOp::kWrite, 1);
+  Status w = volume_->Write(victim, 0, Bytes("new")).status();
+  EXPECT_EQ(w.code(), EIO);
+  EXPECT_EQ(ReadAll(*volume_, victim).substr(0, 3), "vvv");
+  // The volume goes before the device it runs on.
+  EXPECT_TRUE(volume_->Close().ok());
+  volume_.reset();
+}
+
+TEST_F(VolumeTest, ConcurrentWritersOnSeparateFiles) {
+  constexpr int kThreads = 6;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto a = volume_->Create(kRootIno, "w" + std::to_string(t), kFile);
+      if (!a.ok()) return void(++failures);
+      const std::string data = Pattern(3 << 20, static_cast<uint32_t>(t));
+      for (size_t off = 0; off < data.size(); off += 100000) {
+        const size_t n = std::min<size_t>(100000, data.size() - off);
+        if (!volume_->Write(a->ino, off, Bytes(data.substr(off, n))).ok()) ++failures;
+      }
+      if (ReadAll(*volume_, a->ino) != data) ++failures;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  Reopen();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/w" + std::to_string(t))),
+              Pattern(3 << 20, static_cast<uint32_t>(t)));
+  }
+}
+
+}  // namespace
+}  // namespace nvswapfs::fs

@@ -1,0 +1,68 @@
+// A formatted image with a Volume on it, and a model of what the volume
+// should hold, for the Volume tests.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nvswapfs/aio/fault_injector.h"
+#include "nvswapfs/fs/volume.h"
+#include "../aio/test_util.h"
+
+namespace nvswapfs::fs::testing {
+
+struct ImageOptions {
+  uint64_t size = 64 << 20;
+  uint64_t alloc_unit = 1 << 20;
+  // Image files live in /dev/shm when it exists: tmpfs takes O_DIRECT and
+  // keeps the crash loop fast.
+  bool in_memory = true;
+};
+
+// An image file formatted as an empty volume.
+class TestImage {
+ public:
+  explicit TestImage(const ImageOptions& options = {});
+  const std::string& path() const { return path_; }
+  const ImageOptions& options() const { return options_; }
+  // (Re)formats the image as an empty volume.
+  Status Format();
+
+  // Opens a Volume on the image (optionally through `faults`); fails the
+  // test and returns null on error.
+  std::unique_ptr<Volume> Open(aio::FaultInjector* faults = nullptr,
+                               VolumeOptions options = {.commit_interval_s = 0});
+  Result<std::unique_ptr<Volume>> TryOpen(aio::FaultInjector* faults = nullptr,
+                                          VolumeOptions options = {.commit_interval_s = 0});
+
+ private:
+  ImageOptions options_;
+  std::unique_ptr<aio::testing::TempDir> dir_;
+  std::string path_;
+};
+
+// What a file or directory should hold.
+struct Expected {
+  bool dir = false;
+  std::string data = {};
+  std::map<std::string, std::string> xattrs = {};
+  friend bool operator==(const Expected&, const Expected&) = default;
+};
+using Tree = std::map<std::string, Expected>;  // path -> content ("/" excluded)
+
+// Reads the whole namespace: every path below the root, with file contents
+// and xattrs. Fails the test on any error.
+Tree ReadTree(Volume& volume);
+
+// Resolves a path such as "/a/b" to an inode number; 0 when absent.
+uint64_t Resolve(Volume& volume, const std::string& path);
+
+std::string ParentOf(const std::string& path);
+std::string BaseName(const std::string& path);
+
+// Describes the first difference between two trees ("" when equal).
+std::string DiffTrees(const Tree& want, const Tree& got);
+
+}  // namespace nvswapfs::fs::testing

@@ -1,0 +1,180 @@
+// nvswapfs-scale-bench: how opening a volume scales with the number of files.
+//
+// Formats an image, creates --files files (each with one 4 KiB write, so
+// each has an extent) in directories of --per-dir, commits as it goes, and
+// then measures opening the volume twice: after a clean close (everything in
+// a checkpoint) and after the daemon died without closing (checkpoint plus
+// a log to replay). Reports the open time and the heap the open added per
+// file, and the same with the fixed staging buffers left out.
+#include <malloc.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "nvswapfs/aio/aio_engine.h"
+#include "nvswapfs/aio/fault_injector.h"
+#include "nvswapfs/fs/store.h"
+#include "nvswapfs/fs/volume.h"
+#include "nvswapfs/units.h"
+
+namespace nvswapfs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "nvswapfs-scale-bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+void Check(const Status& s) {
+  if (!s.ok()) Die(s.ToString());
+}
+
+std::unique_ptr<aio::IoEngine> Engine(const std::string& path, aio::Syscalls& sys) {
+  auto dev = aio::BlockDevice::Open(path);
+  if (!dev.ok()) Die(dev.status().ToString());
+  auto engine = aio::AioEngine::Create(std::move(dev).value(), aio::EngineOptions{}, sys);
+  if (!engine.ok()) Die(engine.status().ToString());
+  return std::move(engine).value();
+}
+
+size_t HeapInUse() { return mallinfo2().uordblks; }
+
+struct OpenFigures {
+  double ms = 0;
+  double heap_per_file = 0;
+  double metadata_per_file = 0;
+};
+
+OpenFigures MeasureOpen(const std::string& path, uint64_t files) {
+  const size_t heap_before = HeapInUse();
+  const auto start = Clock::now();
+  auto volume = fs::Volume::Open(Engine(path, aio::Syscalls::System()),
+                                 fs::VolumeOptions{.read_only = true, .commit_interval_s = 0});
+  const double ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  if (!volume.ok()) Die(volume.status().ToString());
+  const size_t heap = HeapInUse() - heap_before;
+  const size_t staging = fs::VolumeOptions{}.staging_buffers * (1 << 20);
+  OpenFigures f;
+  f.ms = ms;
+  f.heap_per_file = static_cast<double>(heap) / static_cast<double>(files);
+  f.metadata_per_file =
+      static_cast<double>(heap > staging ? heap - staging : 0) / static_cast<double>(files);
+  return f;
+}
+
+int Run(uint64_t files, uint64_t per_dir, const std::string& path) {
+  // One 64 KiB allocation unit per file, and room for its metadata.
+  const uint64_t size = std::max<uint64_t>(4 * kGiB, RoundUp(files * 2 * 64 * kKiB, kGiB));
+  Check(aio::CreateImageFile(path, size, /*preallocate=*/false));
+  {
+    auto engine = Engine(path, aio::Syscalls::System());
+    auto sb = fs::PlanLayout(RoundDown(engine->device().size, fs::kBlockSize), 64 * kKiB, "scale");
+    if (!sb.ok()) Die(sb.status().ToString());
+    Check(fs::MetadataStore::Format(*engine, *sb, ::getuid(), ::getgid()));
+  }
+  std::printf("image %s: %s, %llu files in directories of %llu\n", path.c_str(),
+              FormatSize(size).c_str(), static_cast<unsigned long long>(files),
+              static_cast<unsigned long long>(per_dir));
+
+  // Populate, then close cleanly: everything ends up in a checkpoint.
+  const std::string payload(4096, 'x');
+  const auto fill_start = Clock::now();
+  {
+    auto volume = fs::Volume::Open(Engine(path, aio::Syscalls::System()),
+                                   fs::VolumeOptions{.commit_interval_s = 0});
+    if (!volume.ok()) Die(volume.status().ToString());
+    fs::Volume& v = **volume;
+    uint64_t dir = 0;
+    for (uint64_t i = 0; i < files; ++i) {
+      if (i % per_dir == 0) {
+        auto d = v.Mkdir(fs::kRootIno, "d" + std::to_string(i / per_dir), fs::NewInode{0755, 0, 0});
+        if (!d.ok()) Die(d.status().ToString());
+        dir = d->ino;
+      }
+      auto f = v.Create(dir, "tensor-" + std::to_string(i) + ".pt", fs::NewInode{0644, 0, 0});
+      if (!f.ok()) Die(f.status().ToString());
+      auto n = v.Write(f->ino, 0, std::as_bytes(std::span(payload)));
+      if (!n.ok()) Die(n.status().ToString());
+      if (i % 1000 == 999) Check(v.Sync());
+    }
+    Check(v.Close());
+  }
+  const double fill_s = std::chrono::duration<double>(Clock::now() - fill_start).count();
+  std::printf("created %llu files in %.1f s (%.0f files/s)\n",
+              static_cast<unsigned long long>(files), fill_s, static_cast<double>(files) / fill_s);
+
+  const OpenFigures clean = MeasureOpen(path, files);
+
+  // Change a tenth of the files and "die": the next open replays a log.
+  {
+    aio::FaultInjector device(1);
+    auto volume =
+        fs::Volume::Open(Engine(path, device), fs::VolumeOptions{.commit_interval_s = 0});
+    if (!volume.ok()) Die(volume.status().ToString());
+    fs::Volume& v = **volume;
+    for (uint64_t i = 0; i < files / 10; ++i) {
+      auto f = v.Create(fs::kRootIno, "late-" + std::to_string(i), fs::NewInode{0644, 0, 0});
+      if (!f.ok()) Die(f.status().ToString());
+      if (i % 100 == 99) Check(v.Sync());
+    }
+    Check(v.Sync());
+    Check(device.CrashNow());  // nothing unflushed is lost; the close never happens
+  }
+  fs::LoadReport report;
+  {
+    auto engine = Engine(path, aio::Syscalls::System());
+    fs::Metadata meta;
+    auto store = fs::MetadataStore::Load(*engine, &meta, &report);
+    if (!store.ok()) Die(store.status().ToString());
+  }
+  const OpenFigures replay = MeasureOpen(path, files + files / 10);
+
+  std::printf("\n%-34s %10s %16s %22s\n", "open", "time", "heap per file",
+              "without staging bufs");
+  std::printf("%-34s %8.0f ms %11.0f B %17.0f B\n", "after a clean close (checkpoint)",
+              clean.ms, clean.heap_per_file, clean.metadata_per_file);
+  const std::string label = "after a kill (log: " + std::to_string(report.commits_replayed) +
+                            " commits, " + FormatSize(report.log_bytes) + ")";
+  std::printf("%-34s %8.0f ms %11.0f B %17.0f B\n", label.c_str(), replay.ms,
+              replay.heap_per_file, replay.metadata_per_file);
+  const bool fast = clean.ms < 1000 && replay.ms < 1000;
+  const bool small = clean.metadata_per_file < 1024 && replay.metadata_per_file < 1024;
+  std::printf("\nopen under 1 s: %s; metadata under 1 KiB per file: %s\n", fast ? "yes" : "NO",
+              small ? "yes" : "NO");
+  return fast && small ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace nvswapfs
+
+int main(int argc, char** argv) {
+  uint64_t files = 100000;
+  uint64_t per_dir = 1000;
+  std::string path = "/var/tmp/nvswapfs-scale.img";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](const char* name) -> std::string {
+      if (i + 1 >= argc) nvswapfs::Die(std::string(name) + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--files") files = std::strtoull(value("--files").c_str(), nullptr, 10);
+    else if (arg == "--per-dir") per_dir = std::strtoull(value("--per-dir").c_str(), nullptr, 10);
+    else if (arg == "--image") path = value("--image");
+    else if (arg == "--help") {
+      std::printf("usage: nvswapfs-scale-bench [--files 100000] [--per-dir 1000] [--image PATH]\n");
+      return 0;
+    } else {
+      nvswapfs::Die("unknown option " + arg + " (see --help)");
+    }
+  }
+  if (files == 0 || per_dir == 0) nvswapfs::Die("--files and --per-dir must be positive");
+  const int rc = nvswapfs::Run(files, per_dir, path);
+  ::unlink(path.c_str());
+  return rc;
+}
