@@ -47,7 +47,16 @@ std::vector<std::string> LoadReport::Notes() const {
   } else if (!backup_superblock_ok) {
     notes.push_back("backup superblock is damaged (" + backup_superblock_error + ")");
   }
-  if (!other_checkpoint_error.empty() && checkpoint_generation > 1) {
+  if (damaged_newer_generation != 0) {
+    // A crash while a checkpoint is written tears it and loses nothing (the
+    // log it would replace is still there); damage that comes later does.
+    notes.push_back("the newest checkpoint (generation " +
+                    std::to_string(damaged_newer_generation) + ") is damaged (" +
+                    other_checkpoint_error + "); opened from generation " +
+                    std::to_string(checkpoint_generation) +
+                    " and the log after it: nothing is lost if a crash tore it, changes made "
+                    "after it are lost if it was damaged later");
+  } else if (!other_checkpoint_error.empty() && checkpoint_generation > 1) {
     notes.push_back("checkpoint slot " + std::to_string(1 - checkpoint_slot) +
                     " not used: " + other_checkpoint_error);
   }
@@ -117,7 +126,12 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
     return a.header.generation > b.header.generation;
   });
   bool loaded = false;
+  uint64_t damaged_newer = 0;
   for (const Candidate& c : candidates) {
+    if (loaded) break;
+    // Any `continue` below means this candidate is damaged; it is newer than
+    // any still to come.
+    damaged_newer = std::max(damaged_newer, c.header.generation);
     if (c.header.body_length > sb->ckpt_size - kBlockSize) {
       slot_errors[c.slot] = "body length " + std::to_string(c.header.body_length) +
                             " exceeds the slot";
@@ -155,8 +169,8 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
     report->checkpoint_slot = c.slot;
     report->checkpoint_generation = c.header.generation;
     report->other_checkpoint_error = slot_errors[1 - c.slot];
+    report->damaged_newer_generation = candidates.front().slot != c.slot ? damaged_newer : 0;
     loaded = true;
-    break;
   }
   if (!loaded) {
     return Status::Error(EUCLEAN, "open volume", path)

@@ -11,6 +11,8 @@ packages=(
   libblkid-dev                           # mkfs: detect other filesystems' signatures
   libgtest-dev googletest                # unit tests
   fio                                    # benchmarks: the reference to compare against
+  clang libclang-rt-14-dev               # libFuzzer targets of the on-device decoders
+  e2fsprogs python3                      # tool tests: a foreign filesystem, JSON checks
 )
 
 missing=()

@@ -1,6 +1,7 @@
 // The Volume API without FUSE: names, attributes, data, space, persistence.
 #include "nvswapfs/fs/volume.h"
 
+#include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/xattr.h>
 
@@ -8,6 +9,8 @@
 
 #include <random>
 
+#include "nvswapfs/fs/fsck.h"
+#include "nvswapfs/unique_fd.h"
 #include "nvswapfs/units.h"
 #include "volume_test_util.h"
 
@@ -434,6 +437,127 @@ TEST_F(VolumeTest, ConcurrentWritersOnSeparateFiles) {
     EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/w" + std::to_string(t))),
               Pattern(3 << 20, static_cast<uint32_t>(t)));
   }
+}
+
+}  // namespace
+}  // namespace nvswapfs::fs
+
+namespace nvswapfs::fs {
+namespace {
+
+// Byte access to an image behind the volume's back.
+class RawImage {
+ public:
+  explicit RawImage(const std::string& path) : fd_(::open(path.c_str(), O_RDWR | O_CLOEXEC)) {
+    EXPECT_TRUE(fd_.valid()) << path;
+  }
+  char ReadByte(uint64_t at) {
+    char c = 0;
+    EXPECT_EQ(::pread(fd_.get(), &c, 1, static_cast<off_t>(at)), 1);
+    return c;
+  }
+  void WriteByte(uint64_t at, char c) {
+    EXPECT_EQ(::pwrite(fd_.get(), &c, 1, static_cast<off_t>(at)), 1);
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+// Bytes flipped anywhere in the metadata (both superblocks, the checkpoint in
+// use, the log) give an error or a volume that still reads; never a crash, a
+// hang, or a volume fsck cannot look at.
+TEST(CorruptionTest, FlippedMetadataBytesNeverCrash) {
+  TestImage image;
+  {
+    auto v = image.Open();
+    ASSERT_NE(v, nullptr);
+    auto d = v->Mkdir(kRootIno, "dir", kDirMode);
+    ASSERT_TRUE(d.ok());
+    for (int i = 0; i < 20; ++i) {
+      auto f = v->Create(d->ino, "f" + std::to_string(i), kFile);
+      ASSERT_TRUE(f.ok());
+      ASSERT_TRUE(v->Write(f->ino, 0, Bytes(Pattern(5000 * i + 1, i))).ok());
+      ASSERT_TRUE(v->SetXattr(f->ino, "user.i", std::to_string(i), 0).ok());
+    }
+    ASSERT_TRUE(v->Close().ok());
+  }
+  Superblock sb;
+  {
+    // Some commits in the log after the checkpoint, too: "crash" after they
+    // are durable, so that no closing checkpoint folds them away.
+    aio::FaultInjector device(5);
+    auto v = image.Open(&device);
+    ASSERT_NE(v, nullptr);
+    sb = v->superblock();
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(v->Create(kRootIno, "log" + std::to_string(i), kFile).ok());
+      ASSERT_TRUE(v->Sync().ok());
+    }
+    ASSERT_TRUE(device.CrashNow().ok());
+  }
+  struct Region {
+    uint64_t offset;
+    uint64_t length;
+  };
+  const Region regions[] = {
+      {0, 512},                             // primary superblock fields
+      {sb.backup_offset(), 512},            // backup superblock fields
+      {sb.ckpt_offset[0], 16384},           // checkpoint slot 0
+      {sb.ckpt_offset[1], 16384},           // checkpoint slot 1
+      {sb.log_offset, 16384},               // the log
+  };
+  RawImage fd(image.path());
+  std::mt19937_64 rng(99);
+  int opened = 0, refused = 0;
+  for (int i = 0; i < 250; ++i) {
+    const Region& r = regions[rng() % std::size(regions)];
+    const uint64_t at = r.offset + rng() % r.length;
+    const auto old = fd.ReadByte(at);
+    fd.WriteByte(at, static_cast<char>(old ^ (1 + rng() % 255)));
+    {
+      auto v = image.TryOpen(nullptr, VolumeOptions{.read_only = true, .commit_interval_s = 0});
+      if (v.ok()) {
+        ++opened;
+        (void)testing::ReadTree(**v);
+      } else {
+        ++refused;
+        EXPECT_FALSE(v.status().ToString().empty());
+      }
+    }
+    (void)CheckImage(image.path());
+    fd.WriteByte(at, old);
+  }
+  // One damaged copy of anything is survivable (the other superblock, the
+  // other checkpoint, a log cut short), so most of these still open.
+  EXPECT_GT(opened, 0);
+  std::cout << "corruption: " << opened << " opened, " << refused << " refused\n";
+  // Both checkpoint slots damaged: refused, naming the checkpoints.
+  const auto c0 = fd.ReadByte(sb.ckpt_offset[0] + 8), c1 = fd.ReadByte(sb.ckpt_offset[1] + 8);
+  fd.WriteByte(sb.ckpt_offset[0] + 8, static_cast<char>(c0 ^ 0x5a));
+  fd.WriteByte(sb.ckpt_offset[1] + 8, static_cast<char>(c1 ^ 0x5a));
+  {
+    auto no_ckpt = image.TryOpen();
+    ASSERT_FALSE(no_ckpt.ok());
+    EXPECT_NE(no_ckpt.status().ToString().find("no valid checkpoint"), std::string::npos)
+        << no_ckpt.status().ToString();
+  }
+  fd.WriteByte(sb.ckpt_offset[0] + 8, c0);
+  fd.WriteByte(sb.ckpt_offset[1] + 8, c1);
+  // Both superblocks destroyed: refused, naming them.
+  const auto p0 = fd.ReadByte(0), p1 = fd.ReadByte(sb.backup_offset());
+  fd.WriteByte(0, static_cast<char>(p0 ^ 0xff));
+  fd.WriteByte(sb.backup_offset(), static_cast<char>(p1 ^ 0xff));
+  auto gone = image.TryOpen();
+  ASSERT_FALSE(gone.ok());
+  EXPECT_NE(gone.status().ToString().find("primary superblock"), std::string::npos);
+  EXPECT_NE(gone.status().ToString().find("backup superblock"), std::string::npos);
+  // One copy is enough to open, and the damage is reported.
+  fd.WriteByte(sb.backup_offset(), p1);
+  auto one = image.TryOpen();
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  ASSERT_FALSE((*one)->notes().empty());
+  EXPECT_NE((*one)->notes()[0].find("primary superblock"), std::string::npos);
 }
 
 }  // namespace

@@ -31,6 +31,9 @@ struct LoadReport {
   int checkpoint_slot = -1;
   uint64_t checkpoint_generation = 0;
   std::string other_checkpoint_error;  // why the other slot was not used
+  // A newer checkpoint than the one loaded was found damaged: the volume is
+  // back at an older state (0 when not).
+  uint64_t damaged_newer_generation = 0;
   uint64_t commits_replayed = 0;
   uint64_t records_replayed = 0;
   uint64_t log_bytes = 0;  // log in use after replay
