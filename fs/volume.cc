@@ -223,6 +223,13 @@ Attr Volume::AttrOf(const Inode& inode) const {
   return a;
 }
 
+Result<uint64_t> Volume::Parent(uint64_t dir) {
+  std::lock_guard lock(mu_);
+  auto node = Dir("parent", dir);
+  if (!node.ok()) return node.status();
+  return dir == kRootIno || (*node)->parent == 0 ? dir : (*node)->parent;
+}
+
 std::string Volume::PathOf(uint64_t ino) {
   std::lock_guard lock(mu_);
   return meta_.PathOf(ino);
@@ -615,8 +622,8 @@ Status Volume::Readdir(uint64_t dir, uint64_t cookie,
   const Directory& entries = *(*d)->dir;
   for (auto it = entries.UpperBound(cookie); it != entries.end(); ++it) {
     const Inode* child = meta_.Find(it->second.ino);
-    const uint32_t mode = child != nullptr ? child->attr.mode : 0;
-    if (!emit(DirListing{it->second.ino, mode, it->first, it->second.name})) break;
+    if (child == nullptr) continue;  // damage fsck reports; nothing to list
+    if (!emit(DirListing{it->first, it->second.name, AttrOf(*child)})) break;
   }
   return Status::Ok();
 }

@@ -87,17 +87,18 @@ void Walk(Volume& volume, uint64_t dir, const std::string& prefix, Tree* tree) {
   for (const DirListing& e : entries) {
     const std::string path = prefix + "/" + e.name;
     Expected& x = (*tree)[path];
-    auto attr = volume.GetAttr(e.ino);
+    auto attr = volume.GetAttr(e.attr.ino);
+    EXPECT_EQ(attr->size, e.attr.size) << path;
     ASSERT_TRUE(attr.ok()) << attr.status().ToString();
-    auto names = volume.ListXattr(e.ino);
+    auto names = volume.ListXattr(e.attr.ino);
     ASSERT_TRUE(names.ok());
-    for (const std::string& n : *names) x.xattrs[n] = *volume.GetXattr(e.ino, n);
+    for (const std::string& n : *names) x.xattrs[n] = *volume.GetXattr(e.attr.ino, n);
     if (S_ISDIR(attr->mode)) {
       x.dir = true;
-      Walk(volume, e.ino, path, tree);
+      Walk(volume, e.attr.ino, path, tree);
     } else {
       std::string data(attr->size, '\0');
-      auto n = volume.Read(e.ino, 0, std::as_writable_bytes(std::span(data)));
+      auto n = volume.Read(e.attr.ino, 0, std::as_writable_bytes(std::span(data)));
       ASSERT_TRUE(n.ok()) << n.status().ToString();
       ASSERT_EQ(*n, attr->size) << path;
       x.data = std::move(data);

@@ -95,10 +95,9 @@ struct VolumeStats {
 };
 
 struct DirListing {
-  uint64_t ino = 0;
-  uint32_t mode = 0;
   uint64_t cookie = 0;  // pass back to continue after this entry
   std::string name;
+  Attr attr;
 };
 
 enum class RenameMode { kReplace, kNoReplace, kExchange };
@@ -141,7 +140,8 @@ class Volume {
   Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
                 std::string_view new_name, RenameMode mode);
   // Calls `emit` for entries after `cookie` (0: from the start) in a stable
-  // order, until it returns false.
+  // order, until it returns false. `emit` runs under the metadata lock and
+  // must not call back into the Volume.
   Status Readdir(uint64_t dir, uint64_t cookie,
                  const std::function<bool(const DirListing&)>& emit);
 
@@ -150,6 +150,8 @@ class Volume {
   Result<Attr> SetAttr(uint64_t ino, const SetAttrRequest& request);
   VolumeStats StatFs();
   std::string PathOf(uint64_t ino);
+  // The directory holding `dir` (the root is its own parent).
+  Result<uint64_t> Parent(uint64_t dir);
 
   // --- Data
   // Reads up to out.size() bytes at `offset`; fewer at the end of the file.

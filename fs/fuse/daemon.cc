@@ -1,0 +1,239 @@
+// The daemon: parse, open the volume, mount, serve, and shut down cleanly.
+#include "nvswapfs/fuse/daemon.h"
+
+#include <fcntl.h>
+#include <fuse3/fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nvswapfs/aio/aio_engine.h"
+#include "nvswapfs/fs/volume.h"
+#include "nvswapfs/fuse/filesystem.h"
+#include "nvswapfs/fuse/options.h"
+#include "nvswapfs/log.h"
+#include "nvswapfs/unique_fd.h"
+
+namespace nvswapfs::fuse {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+// In the background the daemon forks first (the engine's threads would not
+// survive a later fork) and keeps the terminal's process waiting on a pipe
+// until the mount is up or has failed, so that errors still reach the user
+// and the exit status means something.
+class Launcher {
+ public:
+  // Returns in the process that goes on to serve; the waiting parent exits
+  // from inside with the child's verdict.
+  Status Start(bool background) {
+    if (!background) return Status::Ok();
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe", "daemon");
+    const pid_t pid = ::fork();
+    if (pid < 0) return Status::FromErrno("fork", "daemon");
+    if (pid > 0) {
+      ::close(fds[1]);
+      WaitForChild(fds[0]);  // does not return
+    }
+    ::close(fds[0]);
+    report_.reset(fds[1]);
+    ::setsid();
+    return Status::Ok();
+  }
+
+  // The mount is up: release the terminal.
+  void Ready() {
+    if (!report_.valid()) return;
+    Send('0', "");
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+      ::dup2(null, STDIN_FILENO);
+      ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
+      ::close(null);
+    }
+    (void)::chdir("/");
+    report_.reset();
+  }
+
+  // Start-up failed: tell whoever waits (or stderr in the foreground).
+  void Failed(const std::string& message) {
+    if (report_.valid()) {
+      Send('1', message);
+      report_.reset();
+    } else {
+      std::fprintf(stderr, "nvswapfs: %s\n", message.c_str());
+    }
+  }
+
+ private:
+  [[noreturn]] static void WaitForChild(int fd) {
+    std::string got;
+    char buf[512];
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    if (got.empty()) {
+      std::fprintf(stderr, "nvswapfs: the daemon exited during start-up\n");
+      std::_Exit(1);
+    }
+    if (got[0] == '0') std::_Exit(0);
+    std::fprintf(stderr, "nvswapfs: %s\n", got.substr(1).c_str());
+    std::_Exit(1);
+  }
+
+  void Send(char verdict, const std::string& message) {
+    const std::string msg = verdict + message;
+    (void)!::write(report_.get(), msg.data(), msg.size());
+  }
+
+  UniqueFd report_;
+};
+
+// A mount point left behind by a daemon that died answers ENOTCONN.
+Status CheckMountpoint(const std::string& path, std::string* absolute) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOTCONN) {
+      return Status::Error(ENOTCONN, "mount", path)
+          .WithDetail("a filesystem whose daemon died is still mounted there; run "
+                      "`fusermount3 -u " + path + "` first");
+    }
+    return Status::FromErrno("mount", path);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status::Error(ENOTDIR, "mount", path).WithDetail("the mount point must be a directory");
+  }
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) return Status::FromErrno("mount", path);
+  *absolute = resolved;
+  return Status::Ok();
+}
+
+std::string FuseOptionList(const DaemonOptions& o) {
+  // fsname and subtype make `mount` and `df` show "DEVICE ... fuse.nvswapfs".
+  std::string list = "fsname=" + o.device + ",subtype=nvswapfs";
+  if (o.default_permissions) list += ",default_permissions";
+  if (o.allow_other) list += ",allow_other";
+  for (const std::string& extra : o.fuse_options) list += "," + extra;
+  return list;
+}
+
+}  // namespace
+
+int RunDaemon(int argc, const char* const* argv) {
+  auto parsed = ParseDaemonArgs(argc, argv);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "nvswapfs: %s\n", std::string(parsed.status().detail()).c_str());
+    return 2;
+  }
+  DaemonOptions o = std::move(parsed).value();
+  if (o.show_help) {
+    std::fputs(DaemonUsage(argv[0]).c_str(), stdout);
+    return 0;
+  }
+  if (o.show_version) {
+    std::printf("nvswapfs %s (libfuse %s)\n", kVersion, fuse_pkgversion());
+    return 0;
+  }
+  std::string mountpoint;
+  if (Status s = CheckMountpoint(o.mountpoint, &mountpoint); !s.ok()) {
+    std::fprintf(stderr, "nvswapfs: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  // The device path is resolved now: the daemon later runs from "/".
+  char device_path[PATH_MAX];
+  if (::realpath(o.device.c_str(), device_path) != nullptr) o.device = device_path;
+
+  Launcher launcher;
+  if (Status s = launcher.Start(!o.foreground); !s.ok()) {
+    std::fprintf(stderr, "nvswapfs: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  const std::string log = !o.log.empty() ? o.log : o.foreground ? "stderr" : "syslog";
+  if (Status s = ConfigureLog(log, "nvswapfs", o.debug); !s.ok()) {
+    launcher.Failed(s.ToString());
+    return 1;
+  }
+
+  auto device = aio::BlockDevice::Open(o.device, aio::DeviceOptions{.read_only = o.read_only});
+  if (!device.ok()) {
+    launcher.Failed(device.status().ToString());
+    return 1;
+  }
+  auto engine = aio::AioEngine::Create(std::move(device).value(), o.engine);
+  if (!engine.ok()) {
+    launcher.Failed(engine.status().ToString());
+    return 1;
+  }
+  auto volume = fs::Volume::Open(
+      std::move(engine).value(),
+      fs::VolumeOptions{.read_only = o.read_only, .commit_interval_s = o.commit_interval_s});
+  if (!volume.ok()) {
+    launcher.Failed(volume.status().ToString());
+    return 1;
+  }
+  for (const std::string& note : (*volume)->notes()) LogWarning(o.device + ": " + note);
+
+  Filesystem filesystem(**volume, FilesystemOptions{.read_only = o.read_only});
+  std::vector<std::string> args = {argv[0], "-o", FuseOptionList(o)};
+  if (o.debug) args.emplace_back("-d");
+  std::vector<char*> cargs;
+  for (std::string& a : args) cargs.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
+  fuse_session* se = fuse_session_new(&fargs, &Filesystem::Operations(),
+                                      sizeof(fuse_lowlevel_ops), &filesystem);
+  if (se == nullptr) {
+    launcher.Failed("cannot start a FUSE session (libfuse said why above, or check -o options)");
+    return 1;
+  }
+  struct SessionGuard {
+    fuse_session* se;
+    ~SessionGuard() { fuse_session_destroy(se); }
+  } session_guard{se};
+  if (fuse_set_signal_handlers(se) != 0) {
+    launcher.Failed("cannot install signal handlers");
+    return 1;
+  }
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    launcher.Failed("cannot mount at " + mountpoint +
+                    " (is /dev/fuse available, and is the mount point in use?)");
+    return 1;
+  }
+  LogInfo("mounted " + o.device + " at " + mountpoint + " (" + o.engine.ToString() + ")");
+  launcher.Ready();
+
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(cfg, 1);
+  fuse_loop_cfg_set_max_threads(cfg, o.max_threads);
+  const int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  // Everything pending is committed, and a checkpoint makes the next mount
+  // replay nothing.
+  Status closed = (*volume)->Close();
+  if (!closed.ok()) {
+    LogError("unmount of " + o.device + ": " + closed.ToString());
+    return 1;
+  }
+  LogInfo("unmounted " + o.device + " from " + mountpoint);
+  return rc == 0 ? 0 : 1;
+}
+
+}  // namespace nvswapfs::fuse

@@ -1,0 +1,189 @@
+// The session side of the FUSE glue: the callback table, connection set-up,
+// replies shared by every kind of request, and the counters.
+#include "nvswapfs/fuse/filesystem.h"
+
+#include <cerrno>
+
+#include "nvswapfs/units.h"
+#include "ops_internal.h"
+
+namespace nvswapfs::fuse {
+
+using internal::FsOf;
+
+namespace internal {
+
+void Init(void* userdata, fuse_conn_info* conn) {
+  (void)userdata;
+  // Large requests both ways: 1 MiB is libfuse 3.14's ceiling.
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
+  // Enough background requests (async reads, libaio clients' O_DIRECT I/O)
+  // to keep the engine's queue fed; the kernel's default is 12.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  conn->time_gran = 1;
+  if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  // Every write passes through this daemon, so the kernel need not drop its
+  // cached pages whenever it sees a new mtime.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+void ReplyError(fuse_req_t req, const Status& status, uint64_t ino, bool quiet) {
+  // Probing answers (no such name, no such xattr) are not failures.
+  if (!quiet) {
+    FsOf(req).CountError(ino);
+    LogError(status.ToString());
+  }
+  fuse_reply_err(req, status.code() > 0 ? status.code() : EIO);
+}
+
+void ToStat(const fs::Attr& attr, struct stat* st) {
+  *st = {};
+  st->st_ino = attr.ino;
+  st->st_mode = attr.mode;
+  st->st_nlink = attr.nlink;
+  st->st_uid = attr.uid;
+  st->st_gid = attr.gid;
+  st->st_size = static_cast<off_t>(attr.size);
+  st->st_blocks = static_cast<blkcnt_t>(attr.blocks);
+  // Tools size their buffers by this (cp, Python's io): ask for large I/O.
+  st->st_blksize = 1 << 20;
+  st->st_atim.tv_sec = attr.atime_ns / 1'000'000'000;
+  st->st_atim.tv_nsec = attr.atime_ns % 1'000'000'000;
+  st->st_mtim.tv_sec = attr.mtime_ns / 1'000'000'000;
+  st->st_mtim.tv_nsec = attr.mtime_ns % 1'000'000'000;
+  st->st_ctim.tv_sec = attr.ctime_ns / 1'000'000'000;
+  st->st_ctim.tv_nsec = attr.ctime_ns % 1'000'000'000;
+}
+
+fuse_entry_param ToEntry(Filesystem& fs, const fs::Attr& attr) {
+  fuse_entry_param e{};
+  e.ino = attr.ino;
+  e.generation = 1;
+  ToStat(attr, &e.attr);
+  e.attr_timeout = fs.options().attr_timeout_s;
+  e.entry_timeout = fs.options().attr_timeout_s;
+  return e;
+}
+
+void ReplyEntry(fuse_req_t req, const fs::Attr& attr) {
+  Filesystem& fs = FsOf(req);
+  const fuse_entry_param e = ToEntry(fs, attr);
+  if (fuse_reply_entry(req, &e) == 0) fs.Remember(attr.ino);
+}
+
+}  // namespace internal
+
+const fuse_lowlevel_ops& Filesystem::Operations() {
+  static const fuse_lowlevel_ops ops = [] {
+    fuse_lowlevel_ops o{};
+    using namespace internal;
+    o.init = Init;
+    o.forget = internal::Forget;
+    o.lookup = Lookup;
+    o.forget_multi = ForgetMulti;
+    o.getattr = GetAttr;
+    o.setattr = SetAttr;
+    o.readlink = Readlink;
+    o.mknod = Mknod;
+    o.mkdir = Mkdir;
+    o.unlink = Unlink;
+    o.rmdir = Rmdir;
+    o.symlink = Symlink;
+    o.rename = Rename;
+    o.link = Link;
+    o.open = Open;
+    o.read = Read;
+    o.write = Write;
+    o.flush = Flush;
+    o.release = Release;
+    o.fsync = Fsync;
+    o.opendir = OpenDir;
+    o.readdir = ReadDir;
+    o.readdirplus = ReadDirPlus;
+    o.releasedir = ReleaseDir;
+    o.fsyncdir = FsyncDir;
+    o.statfs = StatFs;
+    o.setxattr = SetXattr;
+    o.getxattr = GetXattr;
+    o.listxattr = ListXattr;
+    o.removexattr = RemoveXattr;
+    o.access = Access;
+    o.create = Create;
+    o.fallocate = Fallocate;
+    return o;
+  }();
+  return ops;
+}
+
+void Filesystem::CountError(uint64_t ino) {
+  errors_.fetch_add(1, std::memory_order_relaxed);
+  if (ino == 0) return;
+  std::lock_guard lock(mu_);
+  counters_[ino].errors++;
+}
+
+void Filesystem::CountRead(uint64_t ino, uint64_t bytes) {
+  bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  FileCounters& c = counters_[ino];
+  c.reads++;
+  c.bytes_read += bytes;
+}
+
+void Filesystem::CountWrite(uint64_t ino, uint64_t bytes) {
+  bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  FileCounters& c = counters_[ino];
+  c.writes++;
+  c.bytes_written += bytes;
+}
+
+void Filesystem::Remember(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  lookups_[ino]++;
+}
+
+void Filesystem::Forget(uint64_t ino, uint64_t nlookup) {
+  std::lock_guard lock(mu_);
+  auto it = lookups_.find(ino);
+  if (it == lookups_.end()) return;
+  if (it->second > nlookup) {
+    it->second -= nlookup;
+    return;
+  }
+  lookups_.erase(it);
+  counters_.erase(ino);
+}
+
+std::string Filesystem::VirtualXattr(uint64_t ino, std::string_view name) {
+  if (name == "user.nvswapfs.stats") {
+    const aio::EngineStats e = volume_.engine().stats();
+    return "ops=" + std::to_string(ops_.load()) + " errors=" + std::to_string(errors_.load()) +
+           " bytes_read=" + std::to_string(bytes_read_.load()) +
+           " bytes_written=" + std::to_string(bytes_written_.load()) +
+           " in_flight=" + std::to_string(e.in_flight) +
+           " engine_requests=" + std::to_string(e.requests) +
+           " engine_failed=" + std::to_string(e.failed_requests);
+  }
+  FileCounters c;
+  {
+    std::lock_guard lock(mu_);
+    auto it = counters_.find(ino);
+    if (it != counters_.end()) c = it->second;
+  }
+  if (name == "user.nvswapfs.errors") return std::to_string(c.errors);
+  if (name == "user.nvswapfs.io") {
+    return "reads=" + std::to_string(c.reads) + " writes=" + std::to_string(c.writes) +
+           " bytes_read=" + std::to_string(c.bytes_read) +
+           " bytes_written=" + std::to_string(c.bytes_written) +
+           " errors=" + std::to_string(c.errors);
+  }
+  return "";
+}
+
+}  // namespace nvswapfs::fuse

@@ -1,0 +1,143 @@
+// FUSE callbacks for file data: open, read, write, flush, sync, release.
+#include <fcntl.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "nvswapfs/aio/buffer.h"
+#include "ops_internal.h"
+
+namespace nvswapfs::fuse::internal {
+
+namespace {
+
+// What one open file remembers between calls.
+struct Handle {
+  // Written since the last flush: closing it commits, so that a file that
+  // was closed survives the daemon being killed.
+  std::atomic<bool> wrote{false};
+};
+
+Handle* HandleOf(fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
+
+// Prepares `fi` for an open of `ino`: pins the inode (it outlives an unlink
+// while open) and chooses the cache policy.
+Status OpenFile(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
+  NVSWAPFS_RETURN_IF_ERROR(fs.volume().Open(ino));
+  // O_DIRECT clients (libaio, DeepSpeed's NVMe offload) bypass every cache;
+  // ordinary opens go through the page cache, which mmap needs.
+  fi->direct_io = (fi->flags & O_DIRECT) != 0;
+  fi->keep_cache = 0;
+  fi->fh = reinterpret_cast<uint64_t>(new Handle);
+  return Status::Ok();
+}
+
+void AbandonOpen(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
+  delete HandleOf(fi);
+  fs.volume().Release(ino);
+}
+
+// A reply buffer per serving thread, page-aligned so that whole aligned
+// blocks are read straight into it, and reused: memory stays bounded by the
+// number of threads times the largest request (1 MiB).
+std::span<std::byte> ReadBuffer(size_t size) {
+  thread_local aio::AlignedBuffer buffer;
+  if (buffer.size() < size) {
+    auto b = aio::AlignedBuffer::Allocate(size);
+    if (!b.ok()) throw std::bad_alloc();
+    buffer = std::move(b).value();
+  }
+  return {buffer.data(), size};
+}
+
+}  // namespace
+
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Guarded(req, [&] {
+    Filesystem& fs = FsOf(req);
+    Status s = OpenFile(fs, ino, fi);
+    if (!s.ok()) return ReplyError(req, s, ino);
+    if (fuse_reply_open(req, fi) != 0) AbandonOpen(fs, ino, fi);
+  });
+}
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Guarded(req, [&] {
+    Filesystem& fs = FsOf(req);
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    auto attr = fs.volume().Create(parent, name,
+                                   fs::NewInode{static_cast<uint32_t>(mode & 07777), ctx->uid, ctx->gid});
+    if (!attr.ok()) return ReplyError(req, attr.status(), 0, attr.status().code() == EEXIST);
+    Status s = OpenFile(fs, attr->ino, fi);
+    if (!s.ok()) return ReplyError(req, s, attr->ino);
+    const fuse_entry_param e = ToEntry(fs, *attr);
+    if (fuse_reply_create(req, &e, fi) == 0) {
+      fs.Remember(attr->ino);
+    } else {
+      AbandonOpen(fs, attr->ino, fi);
+    }
+  });
+}
+
+void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Guarded(req, [&] {
+    Filesystem& fs = FsOf(req);
+    std::span<std::byte> buf = ReadBuffer(size);
+    auto n = fs.volume().Read(ino, static_cast<uint64_t>(off), buf);
+    if (!n.ok()) return ReplyError(req, n.status(), ino);
+    fs.CountRead(ino, *n);
+    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *n);
+  });
+}
+
+void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+           fuse_file_info* fi) {
+  Guarded(req, [&] {
+    Filesystem& fs = FsOf(req);
+    auto n = fs.volume().Write(ino, static_cast<uint64_t>(off),
+                               std::as_bytes(std::span(buf, size)));
+    if (!n.ok()) return ReplyError(req, n.status(), ino);
+    if (Handle* h = HandleOf(fi); h != nullptr) h->wrote.store(true, std::memory_order_relaxed);
+    fs.CountWrite(ino, *n);
+    fuse_reply_write(req, *n);
+  });
+}
+
+void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Guarded(req, [&] {
+    Handle* h = HandleOf(fi);
+    if (h != nullptr && h->wrote.exchange(false)) {
+      // close() of a written file commits it, and reports what went wrong.
+      Status s = FsOf(req).volume().Fsync(ino);
+      if (!s.ok()) return ReplyError(req, std::move(s).WithOp("close"), ino);
+    }
+    fuse_reply_err(req, 0);
+  });
+}
+
+void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Guarded(req, [&] {
+    AbandonOpen(FsOf(req), ino, fi);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  Guarded(req, [&] {
+    Status s = FsOf(req).volume().Fsync(ino);
+    if (!s.ok()) return ReplyError(req, s, ino);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+               fuse_file_info*) {
+  Guarded(req, [&] {
+    Status s = FsOf(req).volume().Fallocate(ino, mode, static_cast<uint64_t>(offset),
+                                             static_cast<uint64_t>(length));
+    if (!s.ok()) return ReplyError(req, s, ino, s.code() == EOPNOTSUPP);
+    fuse_reply_err(req, 0);
+  });
+}
+
+}  // namespace nvswapfs::fuse::internal

@@ -1,0 +1,82 @@
+// The FUSE glue: libfuse's low-level requests turned into Volume calls.
+//
+// Every callback replies exactly once, catches every exception (allocation
+// failure becomes ENOMEM, anything else EIO), and reports a failure in one
+// place (Reply::Error): the caller gets the Status's errno and the log gets
+// one line naming the file, the operation, the byte range and the error.
+// Errors that are a normal part of probing (a lookup of a missing name, a
+// missing xattr) are not logged.
+//
+// Counters, readable from the mount through read-only virtual xattrs that
+// are never listed (so cp -a and rsync -X do not copy them):
+//   user.nvswapfs.errors  on any file: failed operations on that file
+//   user.nvswapfs.io      on any file: "reads=N writes=N bytes_read=N
+//                         bytes_written=N errors=N"
+//   user.nvswapfs.stats   on any inode: mount-wide "ops=N errors=N
+//                         bytes_read=N bytes_written=N in_flight=N
+//                         engine_requests=N engine_failed=N"
+#pragma once
+
+#include <fuse3/fuse_lowlevel.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "nvswapfs/fs/volume.h"
+
+namespace nvswapfs::fuse {
+
+struct FileCounters {
+  uint64_t reads = 0;
+  uint64_t writes = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  uint64_t errors = 0;
+};
+
+struct FilesystemOptions {
+  bool read_only = false;
+  // Seconds the kernel may cache names and attributes. Every change goes
+  // through this daemon, so the kernel's copy never goes stale behind it.
+  double attr_timeout_s = 1.0;
+};
+
+class Filesystem {
+ public:
+  Filesystem(fs::Volume& volume, const FilesystemOptions& options)
+      : volume_(volume), options_(options) {}
+  Filesystem(const Filesystem&) = delete;
+  Filesystem& operator=(const Filesystem&) = delete;
+
+  // The callback table to hand to fuse_session_new, with `this` as userdata.
+  static const fuse_lowlevel_ops& Operations();
+
+  fs::Volume& volume() { return volume_; }
+  const FilesystemOptions& options() const { return options_; }
+
+  // Counting, called by the callbacks.
+  void CountOp() { ops_.fetch_add(1, std::memory_order_relaxed); }
+  void CountError(uint64_t ino);
+  void CountRead(uint64_t ino, uint64_t bytes);
+  void CountWrite(uint64_t ino, uint64_t bytes);
+  // The kernel's references to inodes (lookup counts): counters of an inode
+  // the kernel forgot are dropped, so their memory stays bounded.
+  void Remember(uint64_t ino);
+  void Forget(uint64_t ino, uint64_t nlookup);
+
+  // Values of the virtual xattrs; empty when `name` is not one of them.
+  std::string VirtualXattr(uint64_t ino, std::string_view name);
+
+ private:
+  fs::Volume& volume_;
+  const FilesystemOptions options_;
+  std::atomic<uint64_t> ops_{0}, errors_{0}, bytes_read_{0}, bytes_written_{0};
+  std::mutex mu_;
+  std::unordered_map<uint64_t, uint64_t> lookups_;       // guarded by mu_
+  std::unordered_map<uint64_t, FileCounters> counters_;  // guarded by mu_
+};
+
+}  // namespace nvswapfs::fuse

@@ -1,0 +1,47 @@
+// The daemon's command line:
+//
+//   nvswapfs [-f] [-d] [-o OPTIONS] DEVICE MOUNTPOINT
+//
+// OPTIONS is a comma-separated list of this daemon's options (below) and
+// libfuse's own mount options, which are passed on. mount.fuse3 calls the
+// daemon the same way, so `mount -t fuse.nvswapfs DEVICE DIR -o ...` and an
+// /etc/fstab line work too.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nvswapfs/aio/engine.h"
+#include "nvswapfs/status.h"
+
+namespace nvswapfs::fuse {
+
+struct DaemonOptions {
+  std::string device;
+  std::string mountpoint;
+  bool foreground = false;
+  bool debug = false;
+  bool show_help = false;
+  bool show_version = false;
+  aio::EngineOptions engine;
+  bool read_only = false;
+  uint32_t commit_interval_s = 5;
+  bool allow_other = false;
+  bool default_permissions = true;
+  // "stderr", "syslog" or a file path; empty: stderr in the foreground,
+  // syslog in the background.
+  std::string log;
+  // Threads serving FUSE requests.
+  uint32_t max_threads = 16;
+  // Options for libfuse (mount options such as allow_other, fsname).
+  std::vector<std::string> fuse_options;
+};
+
+// Parses argv. Errors are EINVAL with a message naming the bad argument.
+Result<DaemonOptions> ParseDaemonArgs(int argc, const char* const* argv);
+
+// The --help text.
+std::string DaemonUsage(const char* program);
+
+}  // namespace nvswapfs::fuse
