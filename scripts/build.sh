@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds nvswapfs. Usage: scripts/build.sh [release|sanitize]
+# Builds nvswapfs. Usage: scripts/build.sh [release|sanitize] [TARGET...]
 #   release   build/      optimized programs in build/bin (default)
 #   sanitize  build-san/  the same with AddressSanitizer + UBSan, for unit tests
+# With TARGETs, builds only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-release}
@@ -11,4 +12,7 @@ case "$kind" in
   *) echo "build.sh: unknown build kind '$kind' (use release or sanitize)" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" "${flags[@]}" >/dev/null
-cmake --build "$dir" -j"$(nproc)"
+shift || true
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build "$dir" -j"$(nproc)" "${targets[@]}"

@@ -13,6 +13,7 @@ packages=(
   fio                                    # benchmarks: the reference to compare against
   clang libclang-rt-14-dev               # libFuzzer targets of the on-device decoders
   e2fsprogs python3                      # tool tests: a foreign filesystem, JSON checks
+  rsync python3-numpy python3-torch      # mount tests: the clients people use
 )
 
 missing=()

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test: the unit tests under
-# AddressSanitizer + UBSan, the full crash loop and the tool tests with the
-# optimized programs, and a bounded fuzzing run of every on-device decoder.
+# AddressSanitizer + UBSan; the full crash loop, the tools, and the daemon
+# really mounted and driven by shell tools, Python, numpy, torch and fio, all
+# optimized; and a bounded fuzzing run of every on-device decoder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh sanitize
+# The sanitizers are for the unit tests; everything else runs optimized.
+scripts/build.sh sanitize base_test aio_test format_test volume_test
 scripts/build.sh release
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -14,8 +16,8 @@ trap 'rm -f "$log"' EXIT
 
 echo "== unit tests (ASan+UBSan)"
 ctest --test-dir build-san --output-on-failure -j2 -L unit | tee -a "$log"
-echo "== crash loop and tool tests (optimized build)"
-ctest --test-dir build --output-on-failure -L 'crash|tool' | tee -a "$log"
+echo "== crash loop, tools, and real mounts (optimized build)"
+ctest --test-dir build --output-on-failure -L 'crash|tool|mount' | tee -a "$log"
 echo "== fuzzing the on-device decoders"
 tests/fuzz/run.sh "${NVSWAPFS_FUZZ_SECONDS:-20}" | tee -a "$log"
 
