@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config       # toolchain
   libaio-dev                             # the I/O engine
-  libfuse3-dev fuse3                     # the FUSE daemon and fusermount3
+  libfuse3-dev fuse3 attr                # the FUSE daemon, fusermount3, getfattr
   libboost-dev libboost-program-options-dev
   libblkid-dev                           # mkfs: detect other filesystems' signatures
   libgtest-dev googletest                # unit tests
