@@ -35,7 +35,7 @@ Result<BlockDevice> BlockDevice::Open(const std::string& path, const DeviceOptio
       return std::move(s).WithDetail("the filesystem holding it does not support O_DIRECT");
     }
     if (s.code() == EBUSY) {
-      return std::move(s).WithDetail("the device is in use (mounted, or opened by another daemon)");
+      return std::move(s).WithDetail("the device is in use: mounted, or opened by another daemon");
     }
     return s;
   }
@@ -43,7 +43,7 @@ Result<BlockDevice> BlockDevice::Open(const std::string& path, const DeviceOptio
     Status s = Status::FromErrno("lock device", path);
     if (s.code() == EWOULDBLOCK) {
       return Status::Error(EBUSY, "open device", path)
-          .WithDetail("another process holds it (is it already mounted?)");
+          .WithDetail("another process holds it; is it already mounted?");
     }
     return s;
   }

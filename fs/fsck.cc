@@ -80,7 +80,8 @@ class Checker {
     // by WriteSuperblockCopy's own flush); superblock fixes alone need no
     // checkpoint.
     changed_ = false;
-    if (load.log_end != "end of log") report_.notes.push_back(load.log_end);
+    if (load.log_end != kLogEndClean) report_.notes.push_back(load.log_end);
+    for (std::string& note : load.VolumeNotes()) report_.notes.push_back(std::move(note));
   }
 
   Inode& MakeDir(uint64_t parent, const std::string& name) {

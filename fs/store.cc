@@ -47,6 +47,16 @@ std::vector<std::string> LoadReport::Notes() const {
   } else if (!backup_superblock_ok) {
     notes.push_back("backup superblock is damaged (" + backup_superblock_error + ")");
   }
+  for (std::string& n : VolumeNotes()) notes.push_back(std::move(n));
+  return notes;
+}
+
+std::vector<std::string> LoadReport::VolumeNotes() const {
+  std::vector<std::string> notes;
+  if (device_size > volume_size && volume_size != 0) {
+    notes.push_back("the device (" + FormatSize(device_size) + ") is larger than the volume (" +
+                    FormatSize(volume_size) + "); the rest is unused");
+  }
   if (damaged_newer_generation != 0) {
     // A crash while a checkpoint is written tears it and loses nothing (the
     // log it would replace is still there); damage that comes later does.
@@ -69,25 +79,35 @@ Result<Superblock> MetadataStore::ReadSuperblock(aio::IoEngine& engine, LoadRepo
   if (size < 2 * kBlockSize) {
     return Status::Error(EINVAL, "open volume", dev.path).WithDetail("device too small");
   }
-  Status primary_error, backup_error;
-  Result<Superblock> primary = Status::Error(EIO, "read superblock", "primary superblock");
-  if (auto block = ReadDevice(engine, 0, kBlockSize); block.ok()) {
-    primary = DecodeSuperblock(block->span(), size, "primary superblock");
-  } else {
-    primary = block.status();
+  auto read = [&](uint64_t offset, uint64_t expected_size,
+                  std::string_view where) -> Result<Superblock> {
+    auto block = ReadDevice(engine, offset, kBlockSize);
+    if (!block.ok()) return block.status();
+    return DecodeSuperblock(block->span(), expected_size, where);
+  };
+  // The primary copy says how large the volume was made; an image file may
+  // have grown since, and the backup copy sits at the volume's end.
+  Result<Superblock> primary = read(0, 0, "primary superblock");
+  uint64_t volume_size = size;
+  if (primary.ok()) {
+    if (primary->device_size > size) {
+      return Status::Error(EINVAL, "open volume", dev.path)
+          .WithDetail("the device holds " + FormatSize(size) + " but the volume was made for " +
+                      FormatSize(primary->device_size) + ": it was truncated");
+    }
+    volume_size = primary->device_size;
   }
-  Result<Superblock> backup = Status::Error(EIO, "read superblock", "backup superblock");
-  if (auto block = ReadDevice(engine, size - kBlockSize, kBlockSize); block.ok()) {
-    backup = DecodeSuperblock(block->span(), size, "backup superblock");
-  } else {
-    backup = block.status();
-  }
+  Result<Superblock> backup = read(volume_size - kBlockSize, volume_size, "backup superblock");
   report->primary_superblock_ok = primary.ok();
   report->backup_superblock_ok = backup.ok();
   if (!primary.ok()) report->primary_superblock_error = Detail(primary.status());
   if (!backup.ok()) report->backup_superblock_error = Detail(backup.status());
-  if (primary.ok()) return primary;
-  if (backup.ok()) return backup;
+  report->device_size = size;
+  if (primary.ok() || backup.ok()) {
+    Superblock sb = primary.ok() ? *primary : *backup;
+    report->volume_size = sb.device_size;
+    return sb;
+  }
   const int code = primary.status().code() == EPROTONOSUPPORT ? EPROTONOSUPPORT : EINVAL;
   return Status::Error(code, "open volume", dev.path)
       .WithDetail("no valid nvswapfs superblock: primary superblock: " +
@@ -193,7 +213,7 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
     return Status::Ok();
   };
   uint64_t tail = 0;
-  report->log_end = "end of log";
+  report->log_end = kLogEndClean;
   while (tail + kBlockSize <= sb->log_size) {
     if (Status s = ensure(tail, kBlockSize); !s.ok()) return s;
     auto header = DecodeCommitHeader(

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <chrono>
 
+#include "executor.h"
+#include "io_gate.h"
 #include "nvswapfs/units.h"
 #include "volume_internal.h"
 
@@ -26,6 +28,8 @@ constexpr double kCheckpointLogFraction = 0.5;
 constexpr double kMetadataHeadroom = 0.9;
 constexpr uint32_t kMaxLinks = 65000;
 constexpr size_t kStagingBufferSize = 1 << 20;
+constexpr size_t kGates = 64;
+constexpr int kFinishThreads = 2;
 
 }  // namespace
 
@@ -49,7 +53,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<aio::IoEngine> engi
     opts.read_only = true;
     notes.push_back("volume uses features this version can only read: mounted read-only");
   }
-  if (report.log_end != "end of log") notes.push_back(report.log_end);
+  if (report.log_end != kLogEndClean) notes.push_back(report.log_end);
 
   std::unique_ptr<Volume> volume(
       new Volume(std::move(engine), std::move(store).value(), std::move(meta), opts));
@@ -110,12 +114,19 @@ Volume::Volume(std::unique_ptr<aio::IoEngine> engine, MetadataStore store, Metad
     : engine_(std::move(engine)),
       store_(std::move(store)),
       options_(options),
-      io_locks_(64),
+      gates_(std::make_unique<internal::IoGate[]>(kGates)),
+      executor_(std::make_unique<internal::Executor>(kFinishThreads)),
       meta_(std::move(metadata)),
       allocator_(store_.superblock().data_size / store_.superblock().alloc_unit),
       next_ino_(store_.next_ino()) {}
 
-Volume::~Volume() { (void)Close(); }
+Volume::~Volume() {
+  (void)Close();
+  // Runs what is still posted before the members it uses go.
+  executor_.reset();
+}
+
+internal::IoGate& Volume::Gate(uint64_t ino) { return gates_[ino % kGates]; }
 
 Status Volume::Close() {
   {
@@ -125,7 +136,9 @@ Status Volume::Close() {
   }
   commit_wake_.notify_all();
   if (commit_thread_.joinable()) commit_thread_.join();
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  // Transfers still in flight finish (and report) before the last commit.
+  transfers_done_.wait(lock, [&] { return transfers_ == 0; });
   closed_ = true;
   if (options_.read_only) return Status::Ok();
   if (!poisoned_.ok()) return poisoned_;
@@ -636,9 +649,17 @@ Result<Attr> Volume::GetAttr(uint64_t ino) {
 }
 
 Result<Attr> Volume::SetAttr(uint64_t ino, const SetAttrRequest& request) {
-  // Size changes move data: hold the file's I/O lock first (lock order).
-  std::unique_lock<std::shared_mutex> io;
-  if (request.size.has_value()) io = std::unique_lock(IoLock(ino));
+  // Size changes move data: hold the file's gate first (lock order).
+  struct GateHold {
+    internal::IoGate* gate = nullptr;
+    ~GateHold() {
+      if (gate != nullptr) gate->Unlock();
+    }
+  } hold;
+  if (request.size.has_value()) {
+    hold.gate = &Gate(ino);
+    hold.gate->Lock();
+  }
   std::unique_lock lock(mu_);
   auto node = Node("setattr", ino);
   if (!node.ok()) return node.status();

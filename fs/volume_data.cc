@@ -14,7 +14,10 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
+#include "executor.h"
+#include "io_gate.h"
 #include "nvswapfs/fs/volume.h"
 #include "nvswapfs/units.h"
 #include "volume_internal.h"
@@ -78,50 +81,6 @@ size_t DirentBytes(std::string_view name) { return 30 + name.size(); }
 namespace {
 
 using internal::UnitToBlock;
-
-// Keeps staged transfers in flight and collects their outcome. Buffers come
-// from the volume's bounded pool; Acquire waits when all are in use, and
-// every transfer in flight gives its buffer back when it completes.
-class Pipeline {
- public:
-  Pipeline(aio::IoEngine& engine, BufferPool& pool) : engine_(engine), pool_(pool) {}
-  Pipeline(const Pipeline&) = delete;
-  Pipeline& operator=(const Pipeline&) = delete;
-  ~Pipeline() { (void)Finish(); }
-
-  BufferPool::Lease Acquire() { return pool_.Acquire(); }
-
-  // `after` runs on success, before the buffer goes back (copy-out of reads).
-  void Submit(const IoRequest& request, BufferPool::Lease lease, std::function<void()> after) {
-    {
-      std::lock_guard lock(mu_);
-      ++in_flight_;
-    }
-    auto held = std::make_shared<BufferPool::Lease>(std::move(lease));
-    engine_.Submit(request, [this, held, after = std::move(after)](Status s) mutable {
-      if (s.ok() && after) after();
-      held.reset();
-      std::lock_guard lock(mu_);
-      if (!s.ok() && first_error_.ok()) first_error_ = std::move(s);
-      if (--in_flight_ == 0) done_.notify_all();
-    });
-  }
-
-  // Waits for everything submitted; the first failure, if any.
-  Status Finish() {
-    std::unique_lock lock(mu_);
-    done_.wait(lock, [&] { return in_flight_ == 0; });
-    return first_error_;
-  }
-
- private:
-  aio::IoEngine& engine_;
-  BufferPool& pool_;
-  std::mutex mu_;
-  std::condition_variable done_;
-  int in_flight_ = 0;
-  Status first_error_;
-};
 
 Status ReadBlock(aio::IoEngine& engine, uint64_t physical_block, std::byte* out) {
   return engine.Execute({IoOp::kRead, physical_block * kBlockSize, out, kBlockSize});
@@ -200,149 +159,272 @@ Status Volume::EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_blo
   return Status::Ok();
 }
 
-Result<size_t> Volume::Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data) {
-  std::unique_lock io(IoLock(ino));
-  std::vector<Segment> segments;
+// One read or write in flight. It holds a reference for every engine
+// request it issued plus one for its submitter; the last one to let go hands
+// the finish to the executor.
+struct Volume::Transfer {
+  uint64_t ino;
   std::string path;
-  uint64_t first_block = 0, end_block = 0;
-  const uint64_t length = data.size();
-  {
-    std::lock_guard lock(mu_);
-    auto node = Node("write", ino);
-    if (!node.ok()) return node.status();
-    Inode& inode = **node;
-    path = meta_.PathOf(ino);
-    if (inode.is_dir()) return Status::Error(EISDIR, "write", path, offset, length);
-    if (!inode.is_reg()) return Status::Error(EINVAL, "write", path, offset, length);
-    NVSWAPFS_RETURN_IF_ERROR(CheckWritable("write", ino));
-    if (offset > kMaxFileSize || length > kMaxFileSize - offset) {
-      return Status::Error(EFBIG, "write", path, offset, length)
-          .WithDetail("files are at most " + FormatSize(kMaxFileSize));
-    }
-    if (length == 0) return size_t{0};
-    first_block = offset / kBlockSize;
-    end_block = (offset + length + kBlockSize - 1) / kBlockSize;
-    NVSWAPFS_RETURN_IF_ERROR(EnsureMapped(inode, first_block, end_block, "write", offset, length));
-    segments = inode.extents.Lookup(first_block, end_block - first_block);
-    pins_[ino]++;
-  }
+  uint64_t offset;
+  uint64_t length;
+  bool write;
+  uint64_t first_block = 0;
+  uint64_t end_block = 0;
+  TransferDone done;
+  std::atomic<int> references{1};
+  std::mutex mu;
+  Status error;  // the first failure; guarded by mu
 
-  Status transfer;
-  {
-    Pipeline pipeline(*engine_, *staging_);
-    const uint64_t end = offset + length;
-    const uint64_t chunk_size = staging_->buffer_size();
-    for (const Segment& seg : segments) {
-      const uint64_t seg_begin = seg.logical * kBlockSize;
-      const uint64_t seg_end = (seg.logical + seg.count) * kBlockSize;
-      for (uint64_t chunk = seg_begin; chunk < seg_end && transfer.ok(); chunk += chunk_size) {
-        const uint64_t chunk_end = std::min(seg_end, chunk + chunk_size);
-        const uint64_t from = std::max(offset, chunk);
-        const uint64_t to = std::min(end, chunk_end);
-        BufferPool::Lease lease = pipeline.Acquire();
-        std::byte* buf = lease.data();
-        const uint64_t physical = *seg.physical + (chunk / kBlockSize - seg.logical);
-        // Partial first and last blocks: keep what is there, or zeros where
-        // nothing was ever written.
-        if (from > chunk) {
-          transfer = seg.unwritten ? (std::memset(buf, 0, kBlockSize), Status::Ok())
-                                   : ReadBlock(*engine_, physical, buf);
-        }
-        const uint64_t tail_block = RoundDown(to, kBlockSize);
-        if (transfer.ok() && to < chunk_end && !(from > chunk && tail_block == chunk)) {
-          std::byte* tail = buf + (tail_block - chunk);
-          transfer = seg.unwritten
-                         ? (std::memset(tail, 0, kBlockSize), Status::Ok())
-                         : ReadBlock(*engine_, physical + (tail_block - chunk) / kBlockSize, tail);
-        }
-        if (!transfer.ok()) break;
-        std::memcpy(buf + (from - chunk), data.data() + (from - offset), to - from);
-        pipeline.Submit({IoOp::kWrite, physical * kBlockSize, buf, chunk_end - chunk},
-                        std::move(lease), nullptr);
-      }
-    }
-    Status finished = pipeline.Finish();
-    if (transfer.ok()) transfer = std::move(finished);
+  void Fail(Status s) {
+    std::lock_guard lock(mu);
+    if (error.ok()) error = std::move(s);
   }
+  bool failed() {
+    std::lock_guard lock(mu);
+    return !error.ok();
+  }
+};
 
-  std::lock_guard lock(mu_);
-  Inode* inode = meta_.Find(ino);
-  if (transfer.ok() && inode != nullptr) {
-    inode->extents.SetUnwritten(first_block, end_block - first_block, false);
-    inode->attr.size = std::max(inode->attr.size, offset + length);
-    inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
-    data_unflushed_ = true;
-    MarkDirty(ino);
-  }
-  Unpin(ino);
-  if (!transfer.ok()) return FileError("write", path, offset, length, transfer);
-  return static_cast<size_t>(length);
+void Volume::SubmitPiece(Transfer* t, const IoRequest& request, BufferPool::Lease lease,
+                         std::function<void()> after) {
+  t->references.fetch_add(1, std::memory_order_relaxed);
+  auto held = std::make_shared<BufferPool::Lease>(std::move(lease));
+  engine_->Submit(request, [this, t, held, after = std::move(after)](Status s) mutable {
+    if (s.ok() && after) after();
+    held.reset();
+    if (!s.ok()) t->Fail(std::move(s));
+    ReleaseTransfer(t);
+  });
 }
 
-Result<size_t> Volume::Read(uint64_t ino, uint64_t offset, std::span<std::byte> out) {
-  std::shared_lock io(IoLock(ino));
-  std::vector<Segment> segments;
-  std::string path;
-  uint64_t length = 0;
+void Volume::ReleaseTransfer(Transfer* t) {
+  if (t->references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Finishing takes the metadata lock; keep that off the engine's threads.
+  executor_->Post([this, t] { FinishTransfer(t); });
+}
+
+void Volume::FinishTransfer(Transfer* t) {
+  std::unique_ptr<Transfer> owned(t);
+  Status error;
+  {
+    std::lock_guard lock(t->mu);
+    error = std::move(t->error);
+  }
   {
     std::lock_guard lock(mu_);
-    auto node = Node("read", ino);
-    if (!node.ok()) return node.status();
-    const Inode& inode = **node;
-    path = meta_.PathOf(ino);
-    if (inode.is_dir()) return Status::Error(EISDIR, "read", path, offset, out.size());
-    if (!inode.is_reg()) return Status::Error(EINVAL, "read", path, offset, out.size());
-    if (offset >= inode.attr.size || out.empty()) return size_t{0};
-    length = std::min<uint64_t>(out.size(), inode.attr.size - offset);
-    const uint64_t first_block = offset / kBlockSize;
-    const uint64_t end_block = (offset + length + kBlockSize - 1) / kBlockSize;
-    segments = inode.extents.Lookup(first_block, end_block - first_block);
-    pins_[ino]++;
+    Inode* inode = meta_.Find(t->ino);
+    if (t->write && error.ok() && inode != nullptr) {
+      inode->extents.SetUnwritten(t->first_block, t->end_block - t->first_block, false);
+      inode->attr.size = std::max(inode->attr.size, t->offset + t->length);
+      inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
+      data_unflushed_ = true;
+      MarkDirty(t->ino);
+    }
+    Unpin(t->ino);
+    if (--transfers_ == 0) transfers_done_.notify_all();
+  }
+  if (t->write) {
+    Gate(t->ino).Unlock();
+  } else {
+    Gate(t->ino).UnlockShared();
+  }
+  if (!error.ok()) {
+    t->done(FileError(t->write ? "write" : "read", t->path, t->offset, t->length, error));
+  } else {
+    t->done(static_cast<size_t>(t->length));
+  }
+}
+
+void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
+                        TransferDone done) {
+  internal::IoGate& gate = Gate(ino);
+  gate.Lock();
+  auto t = std::make_unique<Transfer>();
+  t->ino = ino;
+  t->offset = offset;
+  t->length = data.size();
+  t->write = true;
+  t->done = std::move(done);
+  std::vector<Segment> segments;
+  Status refused;
+  {
+    std::lock_guard lock(mu_);
+    refused = [&]() -> Status {
+      auto node = Node("write", ino);
+      if (!node.ok()) return node.status();
+      Inode& inode = **node;
+      t->path = meta_.PathOf(ino);
+      if (inode.is_dir()) return Status::Error(EISDIR, "write", t->path, offset, t->length);
+      if (!inode.is_reg()) return Status::Error(EINVAL, "write", t->path, offset, t->length);
+      NVSWAPFS_RETURN_IF_ERROR(CheckWritable("write", ino));
+      if (offset > kMaxFileSize || t->length > kMaxFileSize - offset) {
+        return Status::Error(EFBIG, "write", t->path, offset, t->length)
+            .WithDetail("files are at most " + FormatSize(kMaxFileSize));
+      }
+      if (t->length == 0) return Status::Ok();
+      t->first_block = offset / kBlockSize;
+      t->end_block = (offset + t->length + kBlockSize - 1) / kBlockSize;
+      NVSWAPFS_RETURN_IF_ERROR(
+          EnsureMapped(inode, t->first_block, t->end_block, "write", offset, t->length));
+      segments = inode.extents.Lookup(t->first_block, t->end_block - t->first_block);
+      pins_[ino]++;
+      transfers_++;
+      return Status::Ok();
+    }();
+  }
+  if (!refused.ok() || t->length == 0) {
+    gate.Unlock();
+    if (!refused.ok()) return t->done(std::move(refused));
+    return t->done(size_t{0});
   }
 
-  Status transfer;
+  Transfer* raw = t.release();
+  const uint64_t end = offset + raw->length;
+  const uint64_t chunk_size = staging_->buffer_size();
+  for (const Segment& seg : segments) {
+    const uint64_t seg_begin = seg.logical * kBlockSize;
+    const uint64_t seg_end = (seg.logical + seg.count) * kBlockSize;
+    for (uint64_t chunk = seg_begin; chunk < seg_end && !raw->failed(); chunk += chunk_size) {
+      const uint64_t chunk_end = std::min(seg_end, chunk + chunk_size);
+      const uint64_t from = std::max(offset, chunk);
+      const uint64_t to = std::min(end, chunk_end);
+      BufferPool::Lease lease = staging_->Acquire();
+      std::byte* buf = lease.data();
+      const uint64_t physical = *seg.physical + (chunk / kBlockSize - seg.logical);
+      // Partial first and last blocks: keep what is there, or zeros where
+      // nothing was ever written.
+      Status s;
+      if (from > chunk) {
+        s = seg.unwritten ? (std::memset(buf, 0, kBlockSize), Status::Ok())
+                          : ReadBlock(*engine_, physical, buf);
+      }
+      const uint64_t tail_block = RoundDown(to, kBlockSize);
+      if (s.ok() && to < chunk_end && !(from > chunk && tail_block == chunk)) {
+        std::byte* tail = buf + (tail_block - chunk);
+        s = seg.unwritten ? (std::memset(tail, 0, kBlockSize), Status::Ok())
+                          : ReadBlock(*engine_, physical + (tail_block - chunk) / kBlockSize, tail);
+      }
+      if (!s.ok()) {
+        raw->Fail(std::move(s));
+        break;
+      }
+      std::memcpy(buf + (from - chunk), data.data() + (from - offset), to - from);
+      SubmitPiece(raw, {IoOp::kWrite, physical * kBlockSize, buf, chunk_end - chunk},
+                  std::move(lease), nullptr);
+    }
+  }
+  ReleaseTransfer(raw);
+}
+
+void Volume::ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out,
+                       TransferDone done) {
+  internal::IoGate& gate = Gate(ino);
+  gate.LockShared();
+  auto t = std::make_unique<Transfer>();
+  t->ino = ino;
+  t->offset = offset;
+  t->write = false;
+  t->done = std::move(done);
+  std::vector<Segment> segments;
+  Status refused;
   {
-    Pipeline pipeline(*engine_, *staging_);
-    const uint64_t end = offset + length;
-    const uint64_t chunk_size = staging_->buffer_size();
-    for (const Segment& seg : segments) {
-      const uint64_t seg_begin = seg.logical * kBlockSize;
-      const uint64_t seg_end = (seg.logical + seg.count) * kBlockSize;
-      if (seg.hole() || seg.unwritten) {
-        const uint64_t from = std::max(offset, seg_begin);
-        const uint64_t to = std::min(end, seg_end);
-        std::memset(out.data() + (from - offset), 0, to - from);
+    std::lock_guard lock(mu_);
+    refused = [&]() -> Status {
+      auto node = Node("read", ino);
+      if (!node.ok()) return node.status();
+      const Inode& inode = **node;
+      t->path = meta_.PathOf(ino);
+      if (inode.is_dir()) return Status::Error(EISDIR, "read", t->path, offset, out.size());
+      if (!inode.is_reg()) return Status::Error(EINVAL, "read", t->path, offset, out.size());
+      if (offset >= inode.attr.size || out.empty()) return Status::Ok();
+      t->length = std::min<uint64_t>(out.size(), inode.attr.size - offset);
+      const uint64_t first_block = offset / kBlockSize;
+      const uint64_t end_block = (offset + t->length + kBlockSize - 1) / kBlockSize;
+      segments = inode.extents.Lookup(first_block, end_block - first_block);
+      pins_[ino]++;
+      transfers_++;
+      return Status::Ok();
+    }();
+  }
+  if (!refused.ok() || t->length == 0) {
+    gate.UnlockShared();
+    if (!refused.ok()) return t->done(std::move(refused));
+    return t->done(size_t{0});
+  }
+
+  Transfer* raw = t.release();
+  const uint64_t end = offset + raw->length;
+  const uint64_t chunk_size = staging_->buffer_size();
+  for (const Segment& seg : segments) {
+    const uint64_t seg_begin = seg.logical * kBlockSize;
+    const uint64_t seg_end = (seg.logical + seg.count) * kBlockSize;
+    if (seg.hole() || seg.unwritten) {
+      const uint64_t from = std::max(offset, seg_begin);
+      const uint64_t to = std::min(end, seg_end);
+      std::memset(out.data() + (from - offset), 0, to - from);
+      continue;
+    }
+    for (uint64_t chunk = seg_begin; chunk < seg_end && !raw->failed(); chunk += chunk_size) {
+      const uint64_t chunk_end = std::min(seg_end, chunk + chunk_size);
+      const uint64_t from = std::max(offset, chunk);
+      const uint64_t to = std::min(end, chunk_end);
+      const uint64_t physical = *seg.physical + (chunk / kBlockSize - seg.logical);
+      std::byte* direct = out.data() + (chunk - offset);
+      if (from == chunk && to == chunk_end &&
+          reinterpret_cast<uintptr_t>(direct) % aio::kBufferAlignment == 0) {
+        // Aligned on both sides: straight into the caller's memory.
+        SubmitPiece(raw, {IoOp::kRead, physical * kBlockSize, direct, chunk_end - chunk},
+                    BufferPool::Lease(), nullptr);
         continue;
       }
-      for (uint64_t chunk = seg_begin; chunk < seg_end; chunk += chunk_size) {
-        const uint64_t chunk_end = std::min(seg_end, chunk + chunk_size);
-        const uint64_t from = std::max(offset, chunk);
-        const uint64_t to = std::min(end, chunk_end);
-        const uint64_t physical = *seg.physical + (chunk / kBlockSize - seg.logical);
-        std::byte* direct = out.data() + (chunk - offset);
-        if (from == chunk && to == chunk_end &&
-            reinterpret_cast<uintptr_t>(direct) % aio::kBufferAlignment == 0) {
-          // Aligned on both sides: straight into the caller's memory.
-          pipeline.Submit({IoOp::kRead, physical * kBlockSize, direct, chunk_end - chunk},
-                          BufferPool::Lease(), nullptr);
-          continue;
-        }
-        BufferPool::Lease lease = pipeline.Acquire();
-        std::byte* buf = lease.data();
-        std::byte* dest = out.data() + (from - offset);
-        const std::byte* src = buf + (from - chunk);
-        const uint64_t n = to - from;
-        pipeline.Submit({IoOp::kRead, physical * kBlockSize, buf, chunk_end - chunk},
-                        std::move(lease), [dest, src, n] { std::memcpy(dest, src, n); });
-      }
+      BufferPool::Lease lease = staging_->Acquire();
+      std::byte* buf = lease.data();
+      std::byte* dest = out.data() + (from - offset);
+      const std::byte* src = buf + (from - chunk);
+      const uint64_t n = to - from;
+      SubmitPiece(raw, {IoOp::kRead, physical * kBlockSize, buf, chunk_end - chunk},
+                  std::move(lease), [dest, src, n] { std::memcpy(dest, src, n); });
     }
-    transfer = pipeline.Finish();
+  }
+  ReleaseTransfer(raw);
+}
+
+namespace {
+
+// Waits for one transfer's outcome.
+class Waiter {
+ public:
+  Volume::TransferDone Callback() {
+    return [this](Result<size_t> r) {
+      std::lock_guard lock(mu_);
+      result_ = std::move(r);
+      cv_.notify_all();
+    };
+  }
+  Result<size_t> Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return result_.has_value(); });
+    return std::move(*result_);
   }
 
-  std::lock_guard lock(mu_);
-  Unpin(ino);
-  if (!transfer.ok()) return FileError("read", path, offset, length, transfer);
-  return static_cast<size_t>(length);
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Result<size_t>> result_;
+};
+
+}  // namespace
+
+Result<size_t> Volume::Read(uint64_t ino, uint64_t offset, std::span<std::byte> out) {
+  Waiter w;
+  ReadAsync(ino, offset, out, w.Callback());
+  return w.Wait();
+}
+
+Result<size_t> Volume::Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data) {
+  Waiter w;
+  WriteAsync(ino, offset, data, w.Callback());
+  return w.Wait();
 }
 
 Status Volume::ZeroInBlock(uint64_t physical_block, uint32_t from, uint32_t to) {
@@ -432,7 +514,12 @@ Status Volume::Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t lengt
     return Status::Error(EOPNOTSUPP, "fallocate", PathOf(ino), offset, length)
         .WithDetail("supported modes: allocate, keep size, punch hole");
   }
-  std::unique_lock io(IoLock(ino));
+  internal::IoGate& gate = Gate(ino);
+  gate.Lock();
+  struct Unlock {
+    internal::IoGate& g;
+    ~Unlock() { g.Unlock(); }
+  } unlock_gate{gate};
   std::unique_lock lock(mu_);
   auto node = Node("fallocate", ino);
   if (!node.ok()) return node.status();

@@ -25,7 +25,7 @@
 namespace nvswapfs::fuse {
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = NVSWAPFS_VERSION;
 
 // In the background the daemon forks first (the engine's threads would not
 // survive a later fork) and keeps the terminal's process waiting on a pipe

@@ -2,7 +2,9 @@
 // replies shared by every kind of request, and the counters.
 #include "nvswapfs/fuse/filesystem.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <stdexcept>
 
 #include "nvswapfs/units.h"
 #include "ops_internal.h"
@@ -11,13 +13,18 @@ namespace nvswapfs::fuse {
 
 using internal::FsOf;
 
+namespace {
+// libfuse 3.14's largest request (max_write, max_readahead).
+constexpr size_t kMaxRequest = 1 << 20;
+}  // namespace
+
 namespace internal {
 
 void Init(void* userdata, fuse_conn_info* conn) {
   (void)userdata;
   // Large requests both ways: 1 MiB is libfuse 3.14's ceiling.
-  conn->max_write = 1 << 20;
-  conn->max_readahead = 1 << 20;
+  conn->max_write = kMaxRequest;
+  conn->max_readahead = kMaxRequest;
   // Enough background requests (async reads, libaio clients' O_DIRECT I/O)
   // to keep the engine's queue fed; the kernel's default is 12.
   conn->max_background = 64;
@@ -77,6 +84,18 @@ void ReplyEntry(fuse_req_t req, const fs::Attr& attr) {
 }
 
 }  // namespace internal
+
+Filesystem::Filesystem(fs::Volume& volume, const FilesystemOptions& options)
+    : volume_(volume), options_(options) {
+  auto pool = aio::BufferPool::Create(kMaxRequest, std::max<size_t>(options.read_buffers, 1));
+  if (!pool.ok()) throw std::bad_alloc();
+  read_buffers_ = std::move(pool).value();
+}
+
+aio::BufferPool::Lease Filesystem::AcquireReadBuffer(size_t size) {
+  if (size > kMaxRequest) throw std::length_error("read larger than the negotiated maximum");
+  return read_buffers_->Acquire();
+}
 
 const fuse_lowlevel_ops& Filesystem::Operations() {
   static const fuse_lowlevel_ops ops = [] {

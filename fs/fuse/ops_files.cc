@@ -37,19 +37,6 @@ void AbandonOpen(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
   fs.volume().Release(ino);
 }
 
-// A reply buffer per serving thread, page-aligned so that whole aligned
-// blocks are read straight into it, and reused: memory stays bounded by the
-// number of threads times the largest request (1 MiB).
-std::span<std::byte> ReadBuffer(size_t size) {
-  thread_local aio::AlignedBuffer buffer;
-  if (buffer.size() < size) {
-    auto b = aio::AlignedBuffer::Allocate(size);
-    if (!b.ok()) throw std::bad_alloc();
-    buffer = std::move(b).value();
-  }
-  return {buffer.data(), size};
-}
-
 }  // namespace
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -82,24 +69,36 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
 void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   Guarded(req, [&] {
     Filesystem& fs = FsOf(req);
-    std::span<std::byte> buf = ReadBuffer(size);
-    auto n = fs.volume().Read(ino, static_cast<uint64_t>(off), buf);
-    if (!n.ok()) return ReplyError(req, n.status(), ino);
-    fs.CountRead(ino, *n);
-    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *n);
+    // The reply buffer lives until the engine is done with it; the reply is
+    // sent from the completion, and this thread goes on to the next request.
+    auto buffer = std::make_shared<aio::BufferPool::Lease>(fs.AcquireReadBuffer(size));
+    std::span<std::byte> out(buffer->data(), size);
+    fs.volume().ReadAsync(ino, static_cast<uint64_t>(off), out,
+                          [req, ino, buffer](Result<size_t> n) {
+                            Guarded(req, [&] {
+                              if (!n.ok()) return ReplyError(req, n.status(), ino);
+                              FsOf(req).CountRead(ino, *n);
+                              fuse_reply_buf(req, reinterpret_cast<const char*>(buffer->data()), *n);
+                            });
+                          });
   });
 }
 
 void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
            fuse_file_info* fi) {
   Guarded(req, [&] {
-    Filesystem& fs = FsOf(req);
-    auto n = fs.volume().Write(ino, static_cast<uint64_t>(off),
-                               std::as_bytes(std::span(buf, size)));
-    if (!n.ok()) return ReplyError(req, n.status(), ino);
-    if (Handle* h = HandleOf(fi); h != nullptr) h->wrote.store(true, std::memory_order_relaxed);
-    fs.CountWrite(ino, *n);
-    fuse_reply_write(req, *n);
+    Handle* h = HandleOf(fi);
+    // The data is copied before WriteAsync returns; libfuse may reuse `buf`.
+    FsOf(req).volume().WriteAsync(ino, static_cast<uint64_t>(off),
+                                  std::as_bytes(std::span(buf, size)),
+                                  [req, ino, h](Result<size_t> n) {
+                                    Guarded(req, [&] {
+                                      if (!n.ok()) return ReplyError(req, n.status(), ino);
+                                      if (h != nullptr) h->wrote.store(true, std::memory_order_relaxed);
+                                      FsOf(req).CountWrite(ino, *n);
+                                      fuse_reply_write(req, *n);
+                                    });
+                                  });
   });
 }
 

@@ -562,3 +562,36 @@ TEST(CorruptionTest, FlippedMetadataBytesNeverCrash) {
 
 }  // namespace
 }  // namespace nvswapfs::fs
+
+namespace nvswapfs::fs {
+namespace {
+
+TEST(DeviceSizeTest, AGrownImageStillOpensAndATruncatedOneIsRefused) {
+  TestImage image;
+  {
+    auto v = image.Open();
+    ASSERT_NE(v, nullptr);
+    auto f = v->Create(kRootIno, "kept", kFile);
+    ASSERT_TRUE(v->Write(f->ino, 0, Bytes("still here")).ok());
+    ASSERT_TRUE(v->Close().ok());
+  }
+  ASSERT_EQ(::truncate(image.path().c_str(), (64 << 20) + (16 << 20)), 0);
+  {
+    auto v = image.TryOpen();
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(ReadAll(**v, Resolve(**v, "/kept")), "still here");
+    bool noted = false;
+    for (const std::string& n : (*v)->notes()) noted |= n.find("larger than the volume") != std::string::npos;
+    EXPECT_TRUE(noted);
+  }
+  auto report = CheckImage(image.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->problems.empty());
+  ASSERT_EQ(::truncate(image.path().c_str(), 48 << 20), 0);
+  auto v = image.TryOpen();
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.status().ToString().find("truncated"), std::string::npos) << v.status().ToString();
+}
+
+}  // namespace
+}  // namespace nvswapfs::fs

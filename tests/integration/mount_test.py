@@ -305,11 +305,13 @@ class FioTest(MountTest):
     def test_fio_libaio_direct_with_verify(self):
         p = run("fio", "--name=verify", f"--filename={self.m.path('fio.dat')}", "--size=256M",
                 "--bs=1M", "--iodepth=32", "--ioengine=libaio", "--direct=1", "--rw=write",
-                "--verify=crc32c", "--do_verify=1", "--output-format=terse", check=False)
+                "--verify=crc32c", "--do_verify=1", "--verify_state_save=0",
+                "--output-format=terse", check=False, cwd=self.tmp)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         p = run("fio", "--name=rand", f"--filename={self.m.path('fio.dat')}", "--size=256M",
                 "--bs=4k", "--iodepth=32", "--ioengine=libaio", "--direct=1", "--rw=randwrite",
-                "--verify=crc32c", "--do_verify=1", "--output-format=terse", check=False)
+                "--verify=crc32c", "--do_verify=1", "--verify_state_save=0",
+                "--output-format=terse", check=False, cwd=self.tmp)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
 

@@ -22,6 +22,9 @@
 
 namespace nvswapfs::fs {
 
+// LoadReport::log_end when replay ran into nothing but the end of the log.
+inline constexpr const char* kLogEndClean = "end of log";
+
 // What loading found, beyond the metadata itself.
 struct LoadReport {
   bool primary_superblock_ok = false;
@@ -37,8 +40,15 @@ struct LoadReport {
   uint64_t commits_replayed = 0;
   uint64_t records_replayed = 0;
   uint64_t log_bytes = 0;  // log in use after replay
-  std::string log_end;     // why replay stopped ("end of log", "bad checksum at ...")
+  std::string log_end;     // why replay stopped (kLogEndClean, "log cut at ...")
+  // The device is larger than the volume (an image file grown after mkfs):
+  // the bytes past the volume are unused.
+  uint64_t device_size = 0;
+  uint64_t volume_size = 0;
+  // Everything above worth telling, one line each.
   std::vector<std::string> Notes() const;
+  // The notes about checkpoints and device size only (not superblocks).
+  std::vector<std::string> VolumeNotes() const;
 };
 
 class MetadataStore {

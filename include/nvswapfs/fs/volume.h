@@ -21,7 +21,7 @@
 //
 // Thread safety: every method may be called from any thread concurrently.
 // Metadata operations are serialized by one lock; data transfers run outside
-// it, serialized per file (reads of a file run in parallel).
+// it, asynchronously, serialized per file (reads of a file run in parallel).
 #pragma once
 
 #include <sys/stat.h>
@@ -34,7 +34,6 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -49,6 +48,11 @@
 #include "nvswapfs/status.h"
 
 namespace nvswapfs::fs {
+
+namespace internal {
+class Executor;
+class IoGate;
+}  // namespace internal
 
 // The largest file: 16 TiB.
 constexpr uint64_t kMaxFileSize = uint64_t{1} << 44;
@@ -154,10 +158,22 @@ class Volume {
   Result<uint64_t> Parent(uint64_t dir);
 
   // --- Data
+  // The outcome of a transfer: the bytes moved, or why none were.
+  using TransferDone = std::function<void(Result<size_t>)>;
+
   // Reads up to out.size() bytes at `offset`; fewer at the end of the file.
-  Result<size_t> Read(uint64_t ino, uint64_t offset, std::span<std::byte> out);
+  // `out` must stay valid until `done` runs. `done` runs exactly once, on one
+  // of the volume's threads once the engine has finished, or on the caller's
+  // thread when the request fails before any I/O. The call itself may wait
+  // for staging buffers or for a truncate of the same file.
+  void ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out, TransferDone done);
   // Writes all of `data` at `offset` (any offset and length), or fails
-  // having changed no metadata (ENOSPC, EFBIG, EIO, ...).
+  // having changed no metadata (ENOSPC, EFBIG, EIO, ...). `data` is copied
+  // before WriteAsync returns. `done` as for ReadAsync.
+  void WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
+                  TransferDone done);
+  // The same, waiting for the outcome.
+  Result<size_t> Read(uint64_t ino, uint64_t offset, std::span<std::byte> out);
   Result<size_t> Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data);
   // mode: 0, FALLOC_FL_KEEP_SIZE, or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
   Status Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
@@ -205,15 +221,22 @@ class Volume {
   void Unpin(uint64_t ino);
   void CommitLoop();
   static int64_t NowNs();
-  std::shared_mutex& IoLock(uint64_t ino) { return io_locks_[ino % io_locks_.size()]; }
+  internal::IoGate& Gate(uint64_t ino);
 
+  // One read or write in flight (volume_data.cc).
+  struct Transfer;
+  void SubmitPiece(Transfer* t, const aio::IoRequest& request, aio::BufferPool::Lease lease,
+                   std::function<void()> after);
+  void ReleaseTransfer(Transfer* t);
+  void FinishTransfer(Transfer* t);
 
   std::unique_ptr<aio::IoEngine> engine_;
   MetadataStore store_;
   const VolumeOptions options_;
   std::vector<std::string> notes_;
   std::unique_ptr<aio::BufferPool> staging_;
-  std::vector<std::shared_mutex> io_locks_;
+  std::unique_ptr<internal::IoGate[]> gates_;
+  std::unique_ptr<internal::Executor> executor_;
 
   mutable std::mutex mu_;
   Metadata meta_;
@@ -231,6 +254,8 @@ class Volume {
   std::unordered_map<uint64_t, uint32_t> pins_;
   size_t metadata_bytes_ = 0;  // estimate of the next checkpoint's size
   bool closed_ = false;
+  int transfers_ = 0;  // in flight; Close waits for none
+  std::condition_variable transfers_done_;
   Status poisoned_;  // set when a commit failed: the volume turns read-only
 
   std::condition_variable commit_wake_;

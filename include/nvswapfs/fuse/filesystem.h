@@ -25,6 +25,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/fs/volume.h"
 
 namespace nvswapfs::fuse {
@@ -39,6 +40,9 @@ struct FileCounters {
 
 struct FilesystemOptions {
   bool read_only = false;
+  // Reply buffers for reads in flight (1 MiB each): the bound on the memory
+  // reads take, however many the kernel sends at once.
+  size_t read_buffers = 32;
   // Seconds the kernel may cache names and attributes. Every change goes
   // through this daemon, so the kernel's copy never goes stale behind it.
   double attr_timeout_s = 1.0;
@@ -46,8 +50,7 @@ struct FilesystemOptions {
 
 class Filesystem {
  public:
-  Filesystem(fs::Volume& volume, const FilesystemOptions& options)
-      : volume_(volume), options_(options) {}
+  Filesystem(fs::Volume& volume, const FilesystemOptions& options);
   Filesystem(const Filesystem&) = delete;
   Filesystem& operator=(const Filesystem&) = delete;
 
@@ -55,6 +58,10 @@ class Filesystem {
   static const fuse_lowlevel_ops& Operations();
 
   fs::Volume& volume() { return volume_; }
+
+  // A page-aligned buffer for one read reply, from a bounded pool (waits
+  // when all are in use); `size` is at most 1 MiB, libfuse's request size.
+  aio::BufferPool::Lease AcquireReadBuffer(size_t size);
   const FilesystemOptions& options() const { return options_; }
 
   // Counting, called by the callbacks.
@@ -73,6 +80,7 @@ class Filesystem {
  private:
   fs::Volume& volume_;
   const FilesystemOptions options_;
+  std::unique_ptr<aio::BufferPool> read_buffers_;
   std::atomic<uint64_t> ops_{0}, errors_{0}, bytes_read_{0}, bytes_written_{0};
   std::mutex mu_;
   std::unordered_map<uint64_t, uint64_t> lookups_;       // guarded by mu_

@@ -1,0 +1,81 @@
+#include "options.h"
+
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <sstream>
+#include <string_view>
+
+namespace nvswapfs::dump {
+namespace {
+
+namespace po = boost::program_options;
+
+Status UsageError(std::string_view detail) {
+  return Status::Error(EINVAL, "parse command line", "").WithDetail(detail);
+}
+
+po::options_description Visible() {
+  po::options_description d("Options", /*line_length=*/100, /*min_description_length=*/50);
+  // clang-format off
+  d.add_options()
+      ("help,h", "Print this text and exit.")
+      ("version", "Print the version and exit.")
+      ("json", po::bool_switch(), "Print one JSON object instead of text.");
+  // clang-format on
+  return d;
+}
+
+}  // namespace
+
+Result<DumpOptions> ParseCommandLine(int argc, const char* const* argv) {
+  po::options_description all = Visible();
+  all.add_options()("operand", po::value<std::vector<std::string>>());
+  po::positional_options_description positional;
+  positional.add("operand", -1);
+  po::variables_map vm;
+  try {
+    const int style =
+        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::store(
+        po::command_line_parser(argc, argv).options(all).positional(positional).style(style).run(),
+        vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return UsageError(e.what());
+  }
+  DumpOptions out;
+  if (vm.count("help")) {
+    out.help = true;
+    return out;
+  }
+  if (vm.count("version")) {
+    out.version = true;
+    return out;
+  }
+  out.json = vm["json"].as<bool>();
+  std::vector<std::string> operands;
+  if (vm.count("operand")) operands = vm["operand"].as<std::vector<std::string>>();
+  if (operands.empty() || operands.front().empty()) return UsageError("no DEVICE given");
+  out.device = operands.front();
+  out.paths.assign(operands.begin() + 1, operands.end());
+  return out;
+}
+
+std::string UsageText() {
+  std::ostringstream out;
+  out << "Usage: nvswapfs-dump [--json] DEVICE [PATH...]\n\n"
+         "Prints what the nvswapfs volume on DEVICE holds: both superblock copies, the layout,\n"
+         "the checkpoint and log in use, counts and space, and for each PATH (from the volume's\n"
+         "root) its inode and extents. Opens DEVICE read-only; it must not be mounted.\n"
+         "Exit status: 0 printed, 1 the volume (or a PATH) could not be read, 2 usage error.\n\n"
+      << Visible();
+  return out.str();
+}
+
+std::string UsageErrorLine(const Status& status) {
+  const std::string problem =
+      status.detail().empty() ? status.ToString() : std::string(status.detail());
+  return "nvswapfs-dump: " + problem + " (see --help)";
+}
+
+}  // namespace nvswapfs::dump

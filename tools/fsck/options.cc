@@ -1,0 +1,87 @@
+#include "options.h"
+
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <sstream>
+#include <string_view>
+
+namespace nvswapfs::fsck {
+namespace {
+
+namespace po = boost::program_options;
+
+Status UsageError(std::string_view detail) {
+  return Status::Error(EINVAL, "parse command line", "").WithDetail(detail);
+}
+
+po::options_description Visible() {
+  po::options_description d("Options", /*line_length=*/100, /*min_description_length=*/50);
+  // clang-format off
+  d.add_options()
+      ("help,h", "Print this text and exit.")
+      ("version", "Print the version and exit.")
+      (",n", po::bool_switch(), "Check only, open the device read-only and change nothing "
+       "(the default).")
+      (",y", po::bool_switch(), "Repair every problem that can be repaired safely.")
+      (",p", po::bool_switch(), "Automatic repair, as fsck(8) asks for at boot: the same as -y.")
+      (",a", po::bool_switch(), "The same as -p.")
+      (",f", po::bool_switch(), "Accepted for fsck(8); every check is always complete.")
+      (",v", po::bool_switch(), "Verbose: print notes, a breakdown of the volume and progress.");
+  // clang-format on
+  return d;
+}
+
+}  // namespace
+
+Result<FsckCommandLine> ParseCommandLine(int argc, const char* const* argv) {
+  po::options_description all = Visible();
+  all.add_options()("device", po::value<std::string>());
+  po::positional_options_description positional;
+  positional.add("device", 1);
+  po::variables_map vm;
+  try {
+    const int style =
+        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::store(
+        po::command_line_parser(argc, argv).options(all).positional(positional).style(style).run(),
+        vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return UsageError(e.what());
+  }
+  FsckCommandLine out;
+  if (vm.count("help")) {
+    out.help = true;
+    return out;
+  }
+  if (vm.count("version")) {
+    out.version = true;
+    return out;
+  }
+  const bool check_only = vm["-n"].as<bool>();
+  out.repair = vm["-y"].as<bool>() || vm["-p"].as<bool>() || vm["-a"].as<bool>();
+  if (check_only && out.repair) return UsageError("-n cannot be combined with -y, -p or -a");
+  out.verbose = vm["-v"].as<bool>();
+  if (vm.count("device")) out.device = vm["device"].as<std::string>();
+  if (out.device.empty()) return UsageError("no DEVICE given");
+  return out;
+}
+
+std::string UsageText() {
+  std::ostringstream out;
+  out << "Usage: fsck.nvswapfs [-n|-y|-p] [-v] DEVICE\n\n"
+         "Checks, and with -y repairs, the nvswapfs volume on DEVICE, which must not be "
+         "mounted.\n"
+         "Exit status (as fsck(8)): 0 clean, 1 problems repaired, 4 problems left, "
+         "8 operational error,\n16 usage error.\n\n"
+      << Visible();
+  return out.str();
+}
+
+std::string UsageErrorLine(const Status& status) {
+  const std::string problem =
+      status.detail().empty() ? status.ToString() : std::string(status.detail());
+  return "fsck.nvswapfs: " + problem + " (see --help)";
+}
+
+}  // namespace nvswapfs::fsck
