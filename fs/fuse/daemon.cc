@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -233,7 +234,9 @@ int RunDaemon(int argc, const char* const* argv) {
     return 1;
   }
   LogInfo("unmounted " + o.device + " from " + mountpoint);
-  return rc == 0 ? 0 : 1;
+  // After SIGINT, SIGTERM or SIGHUP the loop returns the signal's number: a
+  // requested, clean shutdown.
+  return rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
 }
 
 }  // namespace nvswapfs::fuse

@@ -243,6 +243,21 @@ class PersistenceTest(MountTest):
             self.assertEqual(sha256(p), h)
         self.assertEqual(os.getxattr(self.m.path("ckpt"), "user.step"), b"100")
 
+    def test_sigterm_unmounts_and_commits(self):
+        os.mkdir(self.m.path("d"))
+        with open(self.m.path("d", "f"), "wb") as f:
+            f.write(b"x" * 100_000)
+        os.rename(self.m.path("d", "f"), self.m.path("d", "g"))
+        self.m.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.m.proc.wait(timeout=60), 0, self.m.log_text())
+        self.m.proc = None
+        self.assertFalse(is_mounted(self.m.mnt))
+        self.assertIn("unmounted", self.m.log_text())
+        self.m.fsck()
+        self.m.start()
+        with open(self.m.path("d", "g"), "rb") as f:
+            self.assertEqual(f.read(), b"x" * 100_000)
+
     def test_closed_files_survive_kill_9(self):
         data = os.urandom(20 << 20)
         with open(self.m.path("closed.bin"), "wb") as f:
