@@ -414,6 +414,30 @@ class ErrorsTest(MountTest):
             open(self.m.path("new"), "w")
         self.assertEqual(e.exception.errno, errno.EROFS)
 
+    def test_mount_t_fuse_nvswapfs(self):
+        # mount(8) hands fuse.nvswapfs to mount.fuse3, which runs the daemon
+        # found on PATH with the options given.
+        with open(self.m.path("via-mount"), "wb") as f:
+            f.write(b"mount -t works")
+        self.m.stop()
+        env = dict(os.environ, PATH=BIN + ":" + os.environ.get("PATH", ""))
+        run("mount", "-t", "fuse.nvswapfs", "-o", "commit=2", self.m.image, self.m.mnt, env=env)
+        try:
+            self.assertTrue(is_mounted(self.m.mnt))
+            with open("/proc/mounts") as f:
+                line = next(l for l in f if l.split()[1] == self.m.mnt)
+            self.assertIn("fuse.nvswapfs", line)
+            with open(self.m.path("via-mount"), "rb") as f:
+                self.assertEqual(f.read(), b"mount -t works")
+        finally:
+            run("umount", self.m.mnt)
+        # The daemon commits and exits after the unmount; wait for its lock.
+        deadline = time.time() + 20
+        while run(os.path.join(BIN, "fsck.nvswapfs"), "-n", self.m.image,
+                  check=False).returncode == 8 and time.time() < deadline:
+            time.sleep(0.1)
+        self.m.start()
+
     def test_second_mount_and_bad_options_are_refused(self):
         other = os.path.join(self.tmp, "other")
         os.mkdir(other)
