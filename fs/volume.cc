@@ -187,12 +187,7 @@ Status Volume::CommitLocked() {
     poisoned_ = s;
     return s;
   }
-  dirty_.clear();
-  dirent_log_.clear();
-  deleted_.clear();
-  deleted_snapshots_.clear();
-  data_unflushed_ = false;
-  allocator_.CommitFrees();
+  Committed();
   if (static_cast<double>(store_.log_used()) >
       kCheckpointLogFraction * static_cast<double>(store_.log_capacity())) {
     return CheckpointLocked();
@@ -207,13 +202,18 @@ Status Volume::CheckpointLocked() {
     poisoned_ = s;
     return s;
   }
+  Committed();
+  return Status::Ok();
+}
+
+void Volume::Committed() {
   dirty_.clear();
   dirent_log_.clear();
   deleted_.clear();
   deleted_snapshots_.clear();
   data_unflushed_ = false;
+  // What the change freed is now durable, and can be handed out again.
   allocator_.CommitFrees();
-  return Status::Ok();
 }
 
 void Volume::MarkDirty(uint64_t ino) { dirty_.insert(ino); }

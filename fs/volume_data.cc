@@ -82,6 +82,38 @@ namespace {
 
 using internal::UnitToBlock;
 
+// Where one staging-sized piece of a transfer goes: file bytes [chunk,
+// chunk_end) live at device block `physical`; the caller's bytes cover
+// [from, to) of it.
+struct Chunk {
+  const Segment& segment;
+  uint64_t chunk;
+  uint64_t chunk_end;
+  uint64_t from;
+  uint64_t to;
+  uint64_t physical;
+};
+
+// Calls `visit` for each staging-sized piece of the mapped segments that
+// overlap [offset, end), in order, until it returns false.
+template <typename Visit>
+void ForEachChunk(const std::vector<Segment>& segments, uint64_t offset, uint64_t end,
+                  uint64_t chunk_size, Visit visit) {
+  for (const Segment& seg : segments) {
+    const uint64_t seg_begin = seg.logical * kBlockSize;
+    const uint64_t seg_end = (seg.logical + seg.count) * kBlockSize;
+    for (uint64_t chunk = seg_begin; chunk < seg_end; chunk += chunk_size) {
+      const uint64_t chunk_end = std::min(seg_end, chunk + chunk_size);
+      const uint64_t physical =
+          seg.physical.has_value() ? *seg.physical + (chunk / kBlockSize - seg.logical) : 0;
+      if (!visit(Chunk{seg, chunk, chunk_end, std::max(offset, chunk), std::min(end, chunk_end),
+                       physical})) {
+        return;
+      }
+    }
+  }
+}
+
 Status ReadBlock(aio::IoEngine& engine, uint64_t physical_block, std::byte* out) {
   return engine.Execute({IoOp::kRead, physical_block * kBlockSize, out, kBlockSize});
 }
@@ -279,40 +311,32 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
   }
 
   Transfer* raw = t.release();
-  const uint64_t end = offset + raw->length;
-  const uint64_t chunk_size = staging_->buffer_size();
-  for (const Segment& seg : segments) {
-    const uint64_t seg_begin = seg.logical * kBlockSize;
-    const uint64_t seg_end = (seg.logical + seg.count) * kBlockSize;
-    for (uint64_t chunk = seg_begin; chunk < seg_end && !raw->failed(); chunk += chunk_size) {
-      const uint64_t chunk_end = std::min(seg_end, chunk + chunk_size);
-      const uint64_t from = std::max(offset, chunk);
-      const uint64_t to = std::min(end, chunk_end);
-      BufferPool::Lease lease = staging_->Acquire();
-      std::byte* buf = lease.data();
-      const uint64_t physical = *seg.physical + (chunk / kBlockSize - seg.logical);
-      // Partial first and last blocks: keep what is there, or zeros where
-      // nothing was ever written.
-      Status s;
-      if (from > chunk) {
-        s = seg.unwritten ? (std::memset(buf, 0, kBlockSize), Status::Ok())
-                          : ReadBlock(*engine_, physical, buf);
-      }
-      const uint64_t tail_block = RoundDown(to, kBlockSize);
-      if (s.ok() && to < chunk_end && !(from > chunk && tail_block == chunk)) {
-        std::byte* tail = buf + (tail_block - chunk);
-        s = seg.unwritten ? (std::memset(tail, 0, kBlockSize), Status::Ok())
-                          : ReadBlock(*engine_, physical + (tail_block - chunk) / kBlockSize, tail);
-      }
-      if (!s.ok()) {
-        raw->Fail(std::move(s));
-        break;
-      }
-      std::memcpy(buf + (from - chunk), data.data() + (from - offset), to - from);
-      SubmitPiece(raw, {IoOp::kWrite, physical * kBlockSize, buf, chunk_end - chunk},
-                  std::move(lease), nullptr);
+  ForEachChunk(segments, offset, offset + raw->length, staging_->buffer_size(), [&](const Chunk& c) {
+    BufferPool::Lease lease = staging_->Acquire();
+    std::byte* buf = lease.data();
+    // Partial first and last blocks: keep what is there, or zeros where
+    // nothing was ever written.
+    const bool unwritten = c.segment.unwritten;
+    Status s;
+    if (c.from > c.chunk) {
+      s = unwritten ? (std::memset(buf, 0, kBlockSize), Status::Ok())
+                    : ReadBlock(*engine_, c.physical, buf);
     }
-  }
+    const uint64_t tail_block = RoundDown(c.to, kBlockSize);
+    if (s.ok() && c.to < c.chunk_end && !(c.from > c.chunk && tail_block == c.chunk)) {
+      std::byte* tail = buf + (tail_block - c.chunk);
+      s = unwritten ? (std::memset(tail, 0, kBlockSize), Status::Ok())
+                    : ReadBlock(*engine_, c.physical + (tail_block - c.chunk) / kBlockSize, tail);
+    }
+    if (!s.ok()) {
+      raw->Fail(std::move(s));
+      return false;
+    }
+    std::memcpy(buf + (c.from - c.chunk), data.data() + (c.from - offset), c.to - c.from);
+    SubmitPiece(raw, {IoOp::kWrite, c.physical * kBlockSize, buf, c.chunk_end - c.chunk},
+                std::move(lease), nullptr);
+    return !raw->failed();
+  });
   ReleaseTransfer(raw);
 }
 
@@ -353,39 +377,28 @@ void Volume::ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out,
   }
 
   Transfer* raw = t.release();
-  const uint64_t end = offset + raw->length;
-  const uint64_t chunk_size = staging_->buffer_size();
-  for (const Segment& seg : segments) {
-    const uint64_t seg_begin = seg.logical * kBlockSize;
-    const uint64_t seg_end = (seg.logical + seg.count) * kBlockSize;
-    if (seg.hole() || seg.unwritten) {
-      const uint64_t from = std::max(offset, seg_begin);
-      const uint64_t to = std::min(end, seg_end);
-      std::memset(out.data() + (from - offset), 0, to - from);
-      continue;
+  ForEachChunk(segments, offset, offset + raw->length, staging_->buffer_size(), [&](const Chunk& c) {
+    std::byte* dest = out.data() + (c.from - offset);
+    if (c.segment.hole() || c.segment.unwritten) {
+      std::memset(dest, 0, c.to - c.from);
+      return true;
     }
-    for (uint64_t chunk = seg_begin; chunk < seg_end && !raw->failed(); chunk += chunk_size) {
-      const uint64_t chunk_end = std::min(seg_end, chunk + chunk_size);
-      const uint64_t from = std::max(offset, chunk);
-      const uint64_t to = std::min(end, chunk_end);
-      const uint64_t physical = *seg.physical + (chunk / kBlockSize - seg.logical);
-      std::byte* direct = out.data() + (chunk - offset);
-      if (from == chunk && to == chunk_end &&
-          reinterpret_cast<uintptr_t>(direct) % aio::kBufferAlignment == 0) {
-        // Aligned on both sides: straight into the caller's memory.
-        SubmitPiece(raw, {IoOp::kRead, physical * kBlockSize, direct, chunk_end - chunk},
-                    BufferPool::Lease(), nullptr);
-        continue;
-      }
-      BufferPool::Lease lease = staging_->Acquire();
-      std::byte* buf = lease.data();
-      std::byte* dest = out.data() + (from - offset);
-      const std::byte* src = buf + (from - chunk);
-      const uint64_t n = to - from;
-      SubmitPiece(raw, {IoOp::kRead, physical * kBlockSize, buf, chunk_end - chunk},
-                  std::move(lease), [dest, src, n] { std::memcpy(dest, src, n); });
+    std::byte* direct = out.data() + (c.chunk - offset);
+    if (c.from == c.chunk && c.to == c.chunk_end &&
+        reinterpret_cast<uintptr_t>(direct) % aio::kBufferAlignment == 0) {
+      // Aligned on both sides: straight into the caller's memory.
+      SubmitPiece(raw, {IoOp::kRead, c.physical * kBlockSize, direct, c.chunk_end - c.chunk},
+                  BufferPool::Lease(), nullptr);
+      return !raw->failed();
     }
-  }
+    BufferPool::Lease lease = staging_->Acquire();
+    std::byte* buf = lease.data();
+    const std::byte* src = buf + (c.from - c.chunk);
+    const uint64_t n = c.to - c.from;
+    SubmitPiece(raw, {IoOp::kRead, c.physical * kBlockSize, buf, c.chunk_end - c.chunk},
+                std::move(lease), [dest, src, n] { std::memcpy(dest, src, n); });
+    return !raw->failed();
+  });
   ReleaseTransfer(raw);
 }
 

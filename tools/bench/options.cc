@@ -1,6 +1,8 @@
 #include "options.h"
 
 #include <boost/program_options.hpp>
+
+#include "../common/command_line.h"
 #include <cerrno>
 #include <charconv>
 #include <sstream>
@@ -255,25 +257,11 @@ std::vector<Measurement> BenchOptions::Measurements() const {
 
 Result<BenchOptions> ParseCommandLine(int argc, const char* const* argv) {
   const po::options_description description = Describe();
-  po::variables_map vm;
-  try {
-    // No guessing of abbreviations: "--sweep" must never turn into
-    // "--sweep-block-sizes" or the other way round.
-    const int style =
-        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    // An empty positional description makes stray words an error instead
-    // of being dropped silently.
-    const po::positional_options_description no_positionals;
-    po::store(po::command_line_parser(argc, argv)
-                  .options(description)
-                  .positional(no_positionals)
-                  .style(style)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    return UsageError("", e.what());
-  }
+  // No positional operands: a stray word is an error, not silently dropped.
+  const po::positional_options_description no_positionals;
+  auto parsed = tools::ParseStrict(argc, argv, description, no_positionals);
+  if (!parsed.ok()) return UsageError("", std::string(parsed.status().detail()));
+  const po::variables_map& vm = *parsed;
   BenchOptions out;
   if (vm.count("help")) {
     out.help = true;

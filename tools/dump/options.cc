@@ -1,6 +1,8 @@
 #include "options.h"
 
 #include <boost/program_options.hpp>
+
+#include "../common/command_line.h"
 #include <cerrno>
 #include <sstream>
 #include <string_view>
@@ -32,17 +34,9 @@ Result<DumpOptions> ParseCommandLine(int argc, const char* const* argv) {
   all.add_options()("operand", po::value<std::vector<std::string>>());
   po::positional_options_description positional;
   positional.add("operand", -1);
-  po::variables_map vm;
-  try {
-    const int style =
-        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    po::store(
-        po::command_line_parser(argc, argv).options(all).positional(positional).style(style).run(),
-        vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    return UsageError(e.what());
-  }
+  auto parsed = tools::ParseStrict(argc, argv, all, positional);
+  if (!parsed.ok()) return UsageError(std::string(parsed.status().detail()));
+  const po::variables_map& vm = *parsed;
   DumpOptions out;
   if (vm.count("help")) {
     out.help = true;

@@ -1,6 +1,8 @@
 #include "options.h"
 
 #include <boost/program_options.hpp>
+
+#include "../common/command_line.h"
 #include <cerrno>
 #include <sstream>
 #include <string_view>
@@ -38,17 +40,9 @@ Result<FsckCommandLine> ParseCommandLine(int argc, const char* const* argv) {
   all.add_options()("device", po::value<std::string>());
   po::positional_options_description positional;
   positional.add("device", 1);
-  po::variables_map vm;
-  try {
-    const int style =
-        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    po::store(
-        po::command_line_parser(argc, argv).options(all).positional(positional).style(style).run(),
-        vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    return UsageError(e.what());
-  }
+  auto parsed = tools::ParseStrict(argc, argv, all, positional);
+  if (!parsed.ok()) return UsageError(std::string(parsed.status().detail()));
+  const po::variables_map& vm = *parsed;
   FsckCommandLine out;
   if (vm.count("help")) {
     out.help = true;

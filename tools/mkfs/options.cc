@@ -1,6 +1,8 @@
 #include "options.h"
 
 #include <boost/program_options.hpp>
+
+#include "../common/command_line.h"
 #include <cerrno>
 #include <sstream>
 
@@ -76,19 +78,9 @@ Result<MkfsOptions> ParseCommandLine(int argc, const char* const* argv) {
   all.add_options()("device", po::value<std::string>());
   po::positional_options_description positional;
   positional.add("device", 1);
-  po::variables_map vm;
-  try {
-    // Abbreviations are refused so that a later option can never change
-    // what an existing script's spelling means.
-    const int style =
-        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    po::store(
-        po::command_line_parser(argc, argv).options(all).positional(positional).style(style).run(),
-        vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    return UsageError("", e.what());
-  }
+  auto parsed = tools::ParseStrict(argc, argv, all, positional);
+  if (!parsed.ok()) return UsageError("", std::string(parsed.status().detail()));
+  const po::variables_map& vm = *parsed;
   MkfsOptions out;
   if (vm.count("help")) {
     out.help = true;

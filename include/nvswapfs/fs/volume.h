@@ -199,6 +199,8 @@ class Volume {
   // Everything below requires mu_ unless it says otherwise.
   Status CommitLocked();
   Status CheckpointLocked();
+  // Forgets the change that just became durable.
+  void Committed();
   void MarkDirty(uint64_t ino);
   void LogDirent(Record record);
   Attr AttrOf(const Inode& inode) const;
