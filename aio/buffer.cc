@@ -98,10 +98,10 @@ size_t BufferPool::available() const {
 }
 
 void BufferPool::Return(AlignedBuffer* buffer) {
-  {
-    std::lock_guard lock(mu_);
-    free_.push_back(buffer);
-  }
+  // Notified under the lock: the returning lease may be the last thing that
+  // keeps the pool's owner from destroying it.
+  std::lock_guard lock(mu_);
+  free_.push_back(buffer);
   freed_.notify_one();
 }
 

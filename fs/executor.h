@@ -31,10 +31,10 @@ class Executor {
   }
 
   void Post(std::function<void()> task) {
-    {
-      std::lock_guard lock(mu_);
-      tasks_.push_back(std::move(task));
-    }
+    // Notified under the lock: once the task can run, whatever it lets go
+    // (the volume, and this executor with it) may be destroyed at once.
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(task));
     cv_.notify_one();
   }
 
