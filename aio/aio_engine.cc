@@ -111,8 +111,9 @@ Status AioEngine::Worker::Start() {
   if (rc < 0) {
     Status s = Status::Error(-rc, "io_setup", engine_.device().path);
     if (rc == -EAGAIN) {
-      return std::move(s).WithDetail("the system's aio context limit is reached; raise "
-                                     "/proc/sys/fs/aio-max-nr or lower queue_depth/threads");
+      return std::move(s).WithDetail(
+          "the system's aio context limit is reached; raise "
+          "/proc/sys/fs/aio-max-nr or lower queue_depth/threads");
     }
     return s;
   }

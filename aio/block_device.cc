@@ -55,7 +55,8 @@ Result<BlockDevice> BlockDevice::Open(const std::string& path, const DeviceOptio
   uint64_t raw_size = 0;
   if (is_block) {
     int sector = 0;
-    if (::ioctl(fd.get(), BLKGETSIZE64, &raw_size) != 0) return Status::FromErrno("BLKGETSIZE64", path);
+    if (::ioctl(fd.get(), BLKGETSIZE64, &raw_size) != 0)
+      return Status::FromErrno("BLKGETSIZE64", path);
     if (::ioctl(fd.get(), BLKSSZGET, &sector) != 0) return Status::FromErrno("BLKSSZGET", path);
     info.logical_block_size = static_cast<uint32_t>(sector);
   } else {
@@ -95,7 +96,8 @@ Status CreateImageFile(const std::string& path, uint64_t size, bool preallocate)
       if (errno != EOPNOTSUPP) return Status::FromErrno("fallocate image", path).WithRange(0, size);
     }
   }
-  if (static_cast<uint64_t>(st.st_size) < size && ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+  if (static_cast<uint64_t>(st.st_size) < size &&
+      ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
     return Status::FromErrno("resize image", path).WithRange(0, size);
   }
   return Status::Ok();

@@ -9,7 +9,9 @@
 
 namespace nvswapfs::aio {
 
-const char* IoOpName(IoOp op) { return op == IoOp::kRead ? "read" : "write"; }
+const char* IoOpName(IoOp op) {
+  return op == IoOp::kRead ? "read" : "write";
+}
 
 Status EngineOptions::Validate(uint32_t logical_block_size) const {
   auto bad = [](std::string_view detail) {

@@ -44,7 +44,9 @@ ssize_t Syscalls::Pwrite(int fd, const void* buf, size_t count, off_t offset) {
   return n < 0 ? -errno : n;
 }
 
-int Syscalls::Flush(int fd) { return ::fdatasync(fd) == 0 ? 0 : -errno; }
+int Syscalls::Flush(int fd) {
+  return ::fdatasync(fd) == 0 ? 0 : -errno;
+}
 
 Syscalls& Syscalls::System() {
   static Syscalls instance;

@@ -1,7 +1,7 @@
 #include "nvswapfs/units.h"
 
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 
@@ -17,7 +17,8 @@ Result<uint64_t> ParseSize(std::string_view text, std::string_view what) {
   const char* last = text.data() + text.size();
   auto [end, ec] = std::from_chars(first, last, value);
   if (ec == std::errc::result_out_of_range) return bad("number too large");
-  if (ec != std::errc() || end == first) return bad("expected a byte count such as 4096, 64K, 1M or 2G");
+  if (ec != std::errc() || end == first)
+    return bad("expected a byte count such as 4096, 64K, 1M or 2G");
   std::string suffix(end, last);
   for (char& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   unsigned shift = 0;
@@ -49,8 +50,8 @@ std::string FormatSize(uint64_t bytes) {
     std::snprintf(buf, sizeof buf, "%llu %s", static_cast<unsigned long long>(bytes / scale),
                   kNames[unit]);
   } else {
-    std::snprintf(buf, sizeof buf, "%.2f %s", static_cast<double>(bytes) / static_cast<double>(scale),
-                  kNames[unit]);
+    std::snprintf(buf, sizeof buf, "%.2f %s",
+                  static_cast<double>(bytes) / static_cast<double>(scale), kNames[unit]);
   }
   return buf;
 }

@@ -30,9 +30,13 @@ const char* KindOf(const Inode& inode) {
 
 class Checker {
  public:
-  Checker(aio::IoEngine& engine, const FsckOptions& options, Metadata& meta,
-          MetadataStore& store, FsckReport& report)
-      : engine_(engine), options_(options), meta_(meta), store_(store), report_(report),
+  Checker(aio::IoEngine& engine, const FsckOptions& options, Metadata& meta, MetadataStore& store,
+          FsckReport& report)
+      : engine_(engine),
+        options_(options),
+        meta_(meta),
+        store_(store),
+        report_(report),
         next_ino_(store.next_ino()) {}
 
   Status Run(const LoadReport& load) {
@@ -67,14 +71,12 @@ class Checker {
   void CheckSuperblocks(const LoadReport& load) {
     const Superblock& sb = store_.superblock();
     if (!load.primary_superblock_ok) {
-      Problem("primary superblock is damaged: " + load.primary_superblock_error, [&] {
-        return MetadataStore::WriteSuperblockCopy(engine_, sb, 0).ok();
-      });
+      Problem("primary superblock is damaged: " + load.primary_superblock_error,
+              [&] { return MetadataStore::WriteSuperblockCopy(engine_, sb, 0).ok(); });
     }
     if (!load.backup_superblock_ok) {
-      Problem("backup superblock is damaged: " + load.backup_superblock_error, [&] {
-        return MetadataStore::WriteSuperblockCopy(engine_, sb, 1).ok();
-      });
+      Problem("backup superblock is damaged: " + load.backup_superblock_error,
+              [&] { return MetadataStore::WriteSuperblockCopy(engine_, sb, 1).ok(); });
     }
     // Changes written by the repair are made durable by the checkpoint (or
     // by WriteSuperblockCopy's own flush); superblock fixes alone need no
@@ -167,8 +169,9 @@ class Checker {
       (inode->attr.nlink == 0 ? orphans : lost).push_back(ino);
     }
     if (!orphans.empty()) {
-      const std::string what = std::to_string(orphans.size()) +
-                               " files deleted while open wait to be freed (the next mount frees them)";
+      const std::string what =
+          std::to_string(orphans.size()) +
+          " files deleted while open wait to be freed (the next mount frees them)";
       if (options_.repair) {
         for (uint64_t ino : orphans) meta_.Erase(ino);
         report_.notes.push_back(what + "; freed");

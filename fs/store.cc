@@ -110,9 +110,9 @@ Result<Superblock> MetadataStore::ReadSuperblock(aio::IoEngine& engine, LoadRepo
   }
   const int code = primary.status().code() == EPROTONOSUPPORT ? EPROTONOSUPPORT : EINVAL;
   return Status::Error(code, "open volume", dev.path)
-      .WithDetail("no valid nvswapfs superblock: primary superblock: " +
-                  report->primary_superblock_error +
-                  "; backup superblock: " + report->backup_superblock_error);
+      .WithDetail(
+          "no valid nvswapfs superblock: primary superblock: " + report->primary_superblock_error +
+          "; backup superblock: " + report->backup_superblock_error);
 }
 
 Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metadata,
@@ -153,8 +153,8 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
     // any still to come.
     damaged_newer = std::max(damaged_newer, c.header.generation);
     if (c.header.body_length > sb->ckpt_size - kBlockSize) {
-      slot_errors[c.slot] = "body length " + std::to_string(c.header.body_length) +
-                            " exceeds the slot";
+      slot_errors[c.slot] =
+          "body length " + std::to_string(c.header.body_length) + " exceeds the slot";
       continue;
     }
     Metadata fresh;
@@ -166,8 +166,7 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
         slot_errors[c.slot] = body.status().ToString();
         continue;
       }
-      auto records =
-          DecodeCheckpointBody(c.header, std::span(body->data(), c.header.body_length));
+      auto records = DecodeCheckpointBody(c.header, std::span(body->data(), c.header.body_length));
       if (!records.ok()) {
         slot_errors[c.slot] = Detail(records.status());
         continue;
@@ -194,8 +193,8 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
   }
   if (!loaded) {
     return Status::Error(EUCLEAN, "open volume", path)
-        .WithDetail("no valid checkpoint: slot 0: " + slot_errors[0] + "; slot 1: " +
-                    slot_errors[1]);
+        .WithDetail("no valid checkpoint: slot 0: " + slot_errors[0] +
+                    "; slot 1: " + slot_errors[1]);
   }
 
   // Replay the log up to the first commit that does not belong.
@@ -216,16 +215,16 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
   report->log_end = kLogEndClean;
   while (tail + kBlockSize <= sb->log_size) {
     if (Status s = ensure(tail, kBlockSize); !s.ok()) return s;
-    auto header = DecodeCommitHeader(
-        std::span(window.data() + (tail - window_start), kBlockSize), sb->uuid);
+    auto header =
+        DecodeCommitHeader(std::span(window.data() + (tail - window_start), kBlockSize), sb->uuid);
     if (!header.ok()) {
       // Zeros are the normal end; anything else is a torn or stale tail.
       const bool blank = std::all_of(window.begin() + static_cast<long>(tail - window_start),
                                      window.begin() + static_cast<long>(tail - window_start + 64),
                                      [](std::byte b) { return b == std::byte{0}; });
       if (!blank) {
-        report->log_end = "log cut at offset " + std::to_string(tail) + ": " +
-                          Detail(header.status());
+        report->log_end =
+            "log cut at offset " + std::to_string(tail) + ": " + Detail(header.status());
       }
       break;
     }
@@ -239,18 +238,18 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
       break;
     }
     if (Status s = ensure(tail, span); !s.ok()) return s;
-    auto records = DecodeCommitRecords(
-        *header, std::span(window.data() + (tail - window_start), span));
+    auto records =
+        DecodeCommitRecords(*header, std::span(window.data() + (tail - window_start), span));
     if (!records.ok()) {
-      report->log_end = "log cut at offset " + std::to_string(tail) + ": " +
-                        Detail(records.status());
+      report->log_end =
+          "log cut at offset " + std::to_string(tail) + ": " + Detail(records.status());
       break;
     }
     for (const Record& r : *records) {
       Status s = metadata->Apply(r);
       if (!s.ok()) {
-        return std::move(s).WithSubject(path).WithDetail(
-            std::string(s.detail()) + " (log commit " + std::to_string(header->sequence) + ")");
+        return std::move(s).WithSubject(path).WithDetail(std::string(s.detail()) + " (log commit " +
+                                                         std::to_string(header->sequence) + ")");
       }
     }
     report->commits_replayed++;

@@ -58,7 +58,8 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<aio::IoEngine> engi
   std::unique_ptr<Volume> volume(
       new Volume(std::move(engine), std::move(store).value(), std::move(meta), opts));
   volume->notes_ = std::move(notes);
-  auto pool = aio::BufferPool::Create(kStagingBufferSize, std::max<size_t>(opts.staging_buffers, 2));
+  auto pool =
+      aio::BufferPool::Create(kStagingBufferSize, std::max<size_t>(opts.staging_buffers, 2));
   if (!pool.ok()) return pool.status();
   volume->staging_ = std::move(pool).value();
 
@@ -75,8 +76,9 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<aio::IoEngine> engi
     for (const UnitRun& run : *runs) {
       if (!v.allocator_.MarkUsed(run)) {
         return Status::Error(EUCLEAN, "open volume", v.meta_.PathOf(ino))
-            .WithDetail("its space overlaps another file's or lies outside the data region; run "
-                        "fsck.nvswapfs");
+            .WithDetail(
+                "its space overlaps another file's or lies outside the data region; run "
+                "fsck.nvswapfs");
       }
     }
     v.metadata_bytes_ += InodeBytes(*inode);
@@ -126,7 +128,9 @@ Volume::~Volume() {
   executor_.reset();
 }
 
-internal::IoGate& Volume::Gate(uint64_t ino) { return gates_[ino % kGates]; }
+internal::IoGate& Volume::Gate(uint64_t ino) {
+  return gates_[ino % kGates];
+}
 
 Status Volume::Close() {
   {
@@ -216,9 +220,13 @@ void Volume::Committed() {
   allocator_.CommitFrees();
 }
 
-void Volume::MarkDirty(uint64_t ino) { dirty_.insert(ino); }
+void Volume::MarkDirty(uint64_t ino) {
+  dirty_.insert(ino);
+}
 
-void Volume::LogDirent(Record record) { dirent_log_.push_back(std::move(record)); }
+void Volume::LogDirent(Record record) {
+  dirent_log_.push_back(std::move(record));
+}
 
 Attr Volume::AttrOf(const Inode& inode) const {
   Attr a;
@@ -804,8 +812,8 @@ Status Volume::RemoveXattr(uint64_t ino, std::string_view name) {
   if (!node.ok()) return node.status();
   NVSWAPFS_RETURN_IF_ERROR(CheckWritable("removexattr", ino));
   auto& xattrs = (*node)->attr.xattrs;
-  auto it = std::find_if(xattrs.begin(), xattrs.end(),
-                         [&](const auto& kv) { return kv.first == name; });
+  auto it =
+      std::find_if(xattrs.begin(), xattrs.end(), [&](const auto& kv) { return kv.first == name; });
   if (it == xattrs.end()) {
     return Status::Error(ENODATA, "removexattr", meta_.PathOf(ino)).WithDetail(std::string(name));
   }

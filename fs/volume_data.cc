@@ -59,7 +59,8 @@ Result<std::vector<UnitRun>> UnitsOf(const Superblock& sb, const std::vector<Ext
   std::vector<UnitRun> merged;
   for (const UnitRun& r : runs) {
     if (!merged.empty() && r.first <= merged.back().first + merged.back().count) {
-      const uint64_t end_unit = std::max(merged.back().first + merged.back().count, r.first + r.count);
+      const uint64_t end_unit =
+          std::max(merged.back().first + merged.back().count, r.first + r.count);
       merged.back().count = end_unit - merged.back().first;
     } else {
       merged.push_back(r);
@@ -74,7 +75,9 @@ size_t InodeBytes(const Inode& inode) {
   return bytes;
 }
 
-size_t DirentBytes(std::string_view name) { return 30 + name.size(); }
+size_t DirentBytes(std::string_view name) {
+  return 30 + name.size();
+}
 
 }  // namespace internal
 
@@ -311,37 +314,38 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
   }
 
   Transfer* raw = t.release();
-  ForEachChunk(segments, offset, offset + raw->length, staging_->buffer_size(), [&](const Chunk& c) {
-    BufferPool::Lease lease = staging_->Acquire();
-    std::byte* buf = lease.data();
-    // Partial first and last blocks: keep what is there, or zeros where
-    // nothing was ever written.
-    const bool unwritten = c.segment.unwritten;
-    Status s;
-    if (c.from > c.chunk) {
-      s = unwritten ? (std::memset(buf, 0, kBlockSize), Status::Ok())
-                    : ReadBlock(*engine_, c.physical, buf);
-    }
-    const uint64_t tail_block = RoundDown(c.to, kBlockSize);
-    if (s.ok() && c.to < c.chunk_end && !(c.from > c.chunk && tail_block == c.chunk)) {
-      std::byte* tail = buf + (tail_block - c.chunk);
-      s = unwritten ? (std::memset(tail, 0, kBlockSize), Status::Ok())
-                    : ReadBlock(*engine_, c.physical + (tail_block - c.chunk) / kBlockSize, tail);
-    }
-    if (!s.ok()) {
-      raw->Fail(std::move(s));
-      return false;
-    }
-    std::memcpy(buf + (c.from - c.chunk), data.data() + (c.from - offset), c.to - c.from);
-    SubmitPiece(raw, {IoOp::kWrite, c.physical * kBlockSize, buf, c.chunk_end - c.chunk},
-                std::move(lease), nullptr);
-    return !raw->failed();
-  });
+  ForEachChunk(
+      segments, offset, offset + raw->length, staging_->buffer_size(), [&](const Chunk& c) {
+        BufferPool::Lease lease = staging_->Acquire();
+        std::byte* buf = lease.data();
+        // Partial first and last blocks: keep what is there, or zeros where
+        // nothing was ever written.
+        const bool unwritten = c.segment.unwritten;
+        Status s;
+        if (c.from > c.chunk) {
+          s = unwritten ? (std::memset(buf, 0, kBlockSize), Status::Ok())
+                        : ReadBlock(*engine_, c.physical, buf);
+        }
+        const uint64_t tail_block = RoundDown(c.to, kBlockSize);
+        if (s.ok() && c.to < c.chunk_end && !(c.from > c.chunk && tail_block == c.chunk)) {
+          std::byte* tail = buf + (tail_block - c.chunk);
+          s = unwritten
+                  ? (std::memset(tail, 0, kBlockSize), Status::Ok())
+                  : ReadBlock(*engine_, c.physical + (tail_block - c.chunk) / kBlockSize, tail);
+        }
+        if (!s.ok()) {
+          raw->Fail(std::move(s));
+          return false;
+        }
+        std::memcpy(buf + (c.from - c.chunk), data.data() + (c.from - offset), c.to - c.from);
+        SubmitPiece(raw, {IoOp::kWrite, c.physical * kBlockSize, buf, c.chunk_end - c.chunk},
+                    std::move(lease), nullptr);
+        return !raw->failed();
+      });
   ReleaseTransfer(raw);
 }
 
-void Volume::ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out,
-                       TransferDone done) {
+void Volume::ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out, TransferDone done) {
   internal::IoGate& gate = Gate(ino);
   gate.LockShared();
   auto t = std::make_unique<Transfer>();
@@ -377,28 +381,29 @@ void Volume::ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out,
   }
 
   Transfer* raw = t.release();
-  ForEachChunk(segments, offset, offset + raw->length, staging_->buffer_size(), [&](const Chunk& c) {
-    std::byte* dest = out.data() + (c.from - offset);
-    if (c.segment.hole() || c.segment.unwritten) {
-      std::memset(dest, 0, c.to - c.from);
-      return true;
-    }
-    std::byte* direct = out.data() + (c.chunk - offset);
-    if (c.from == c.chunk && c.to == c.chunk_end &&
-        reinterpret_cast<uintptr_t>(direct) % aio::kBufferAlignment == 0) {
-      // Aligned on both sides: straight into the caller's memory.
-      SubmitPiece(raw, {IoOp::kRead, c.physical * kBlockSize, direct, c.chunk_end - c.chunk},
-                  BufferPool::Lease(), nullptr);
-      return !raw->failed();
-    }
-    BufferPool::Lease lease = staging_->Acquire();
-    std::byte* buf = lease.data();
-    const std::byte* src = buf + (c.from - c.chunk);
-    const uint64_t n = c.to - c.from;
-    SubmitPiece(raw, {IoOp::kRead, c.physical * kBlockSize, buf, c.chunk_end - c.chunk},
-                std::move(lease), [dest, src, n] { std::memcpy(dest, src, n); });
-    return !raw->failed();
-  });
+  ForEachChunk(
+      segments, offset, offset + raw->length, staging_->buffer_size(), [&](const Chunk& c) {
+        std::byte* dest = out.data() + (c.from - offset);
+        if (c.segment.hole() || c.segment.unwritten) {
+          std::memset(dest, 0, c.to - c.from);
+          return true;
+        }
+        std::byte* direct = out.data() + (c.chunk - offset);
+        if (c.from == c.chunk && c.to == c.chunk_end &&
+            reinterpret_cast<uintptr_t>(direct) % aio::kBufferAlignment == 0) {
+          // Aligned on both sides: straight into the caller's memory.
+          SubmitPiece(raw, {IoOp::kRead, c.physical * kBlockSize, direct, c.chunk_end - c.chunk},
+                      BufferPool::Lease(), nullptr);
+          return !raw->failed();
+        }
+        BufferPool::Lease lease = staging_->Acquire();
+        std::byte* buf = lease.data();
+        const std::byte* src = buf + (c.from - c.chunk);
+        const uint64_t n = c.to - c.from;
+        SubmitPiece(raw, {IoOp::kRead, c.physical * kBlockSize, buf, c.chunk_end - c.chunk},
+                    std::move(lease), [dest, src, n] { std::memcpy(dest, src, n); });
+        return !raw->failed();
+      });
   ReleaseTransfer(raw);
 }
 
@@ -463,7 +468,8 @@ Status Volume::TruncateLocked(Inode& inode, uint64_t new_size, std::unique_lock<
     if (new_size % kBlockSize != 0) {
       for (const Segment& s : inode.extents.Lookup(new_size / kBlockSize, 1)) {
         if (s.hole() || s.unwritten) continue;
-        Status z = ZeroInBlock(*s.physical, static_cast<uint32_t>(new_size % kBlockSize), kBlockSize);
+        Status z =
+            ZeroInBlock(*s.physical, static_cast<uint32_t>(new_size % kBlockSize), kBlockSize);
         if (!z.ok()) return FileError("truncate", meta_.PathOf(ino), new_size, 0, z);
       }
     }
@@ -472,7 +478,8 @@ Status Volume::TruncateLocked(Inode& inode, uint64_t new_size, std::unique_lock<
     const std::vector<Extent> removed = inode.extents.RemoveFrom(unit_end);
     FreeExtents(removed);
     metadata_bytes_ -= std::min(metadata_bytes_, 21 * removed.size());
-    if (unit_end > keep_blocks) inode.extents.SetUnwritten(keep_blocks, unit_end - keep_blocks, true);
+    if (unit_end > keep_blocks)
+      inode.extents.SetUnwritten(keep_blocks, unit_end - keep_blocks, true);
   }
   inode.attr.size = new_size;
   inode.attr.mtime_ns = inode.attr.ctime_ns = NowNs();
@@ -551,7 +558,8 @@ Status Volume::Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t lengt
   if (punch) return PunchLocked(inode, offset, length);
   const uint64_t first_block = offset / kBlockSize;
   const uint64_t end_block = (offset + length + kBlockSize - 1) / kBlockSize;
-  NVSWAPFS_RETURN_IF_ERROR(EnsureMapped(inode, first_block, end_block, "fallocate", offset, length));
+  NVSWAPFS_RETURN_IF_ERROR(
+      EnsureMapped(inode, first_block, end_block, "fallocate", offset, length));
   const int64_t now = NowNs();
   if (mode == 0 && offset + length > inode.attr.size) {
     inode.attr.size = offset + length;

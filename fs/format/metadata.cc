@@ -40,9 +40,15 @@ bool Directory::Remove(std::string_view name) {
   return true;
 }
 
-bool Inode::is_dir() const { return S_ISDIR(attr.mode); }
-bool Inode::is_reg() const { return S_ISREG(attr.mode); }
-bool Inode::is_symlink() const { return S_ISLNK(attr.mode); }
+bool Inode::is_dir() const {
+  return S_ISDIR(attr.mode);
+}
+bool Inode::is_reg() const {
+  return S_ISREG(attr.mode);
+}
+bool Inode::is_symlink() const {
+  return S_ISLNK(attr.mode);
+}
 
 InodeRecord Inode::ToRecord() const {
   InodeRecord r = attr;
@@ -72,7 +78,9 @@ Inode& Metadata::Upsert(const InodeRecord& record) {
   return inode;
 }
 
-void Metadata::Erase(uint64_t ino) { inodes_.erase(ino); }
+void Metadata::Erase(uint64_t ino) {
+  inodes_.erase(ino);
+}
 
 Status Metadata::Apply(const Record& record) {
   return std::visit(

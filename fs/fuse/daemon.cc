@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <csignal>
 #include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -110,8 +110,10 @@ Status CheckMountpoint(const std::string& path, std::string* absolute) {
   if (::stat(path.c_str(), &st) != 0) {
     if (errno == ENOTCONN) {
       return Status::Error(ENOTCONN, "mount", path)
-          .WithDetail("a filesystem whose daemon died is still mounted there; run "
-                      "`fusermount3 -u " + path + "` first");
+          .WithDetail(
+              "a filesystem whose daemon died is still mounted there; run "
+              "`fusermount3 -u " +
+              path + "` first");
     }
     return Status::FromErrno("mount", path);
   }
@@ -195,8 +197,8 @@ int RunDaemon(int argc, const char* const* argv) {
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
-  fuse_session* se = fuse_session_new(&fargs, &Filesystem::Operations(),
-                                      sizeof(fuse_lowlevel_ops), &filesystem);
+  fuse_session* se =
+      fuse_session_new(&fargs, &Filesystem::Operations(), sizeof(fuse_lowlevel_ops), &filesystem);
   if (se == nullptr) {
     launcher.Failed("cannot start a FUSE session (libfuse said why above, or check -o options)");
     return 1;

@@ -62,7 +62,8 @@ void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto attr = FsOf(req).volume().GetAttr(ino);
     if (!attr.ok()) return ReplyError(req, attr.status(), ino);
     if (!S_ISDIR(attr->mode)) {
-      return ReplyError(req, Status::Error(ENOTDIR, "opendir", FsOf(req).volume().PathOf(ino)), ino);
+      return ReplyError(req, Status::Error(ENOTDIR, "opendir", FsOf(req).volume().PathOf(ino)),
+                        ino);
     }
     fi->fh = 0;
     fuse_reply_open(req, fi);
@@ -77,7 +78,9 @@ void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fi
   Guarded(req, [&] { ListDirectory(req, ino, size, off, true); });
 }
 
-void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  fuse_reply_err(req, 0);
+}
 
 void FsyncDir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   Guarded(req, [&] {

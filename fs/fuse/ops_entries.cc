@@ -147,7 +147,8 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
                         0);
     }
     Status s = FsOf(req).volume().Rename(parent, name, newparent, newname, mode);
-    if (!s.ok()) return ReplyError(req, s, 0, s.code() == EEXIST && mode == fs::RenameMode::kNoReplace);
+    if (!s.ok())
+      return ReplyError(req, s, 0, s.code() == EEXIST && mode == fs::RenameMode::kNoReplace);
     fuse_reply_err(req, 0);
   });
 }

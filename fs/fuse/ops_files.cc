@@ -18,7 +18,9 @@ struct Handle {
   std::atomic<bool> wrote{false};
 };
 
-Handle* HandleOf(fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
+Handle* HandleOf(fuse_file_info* fi) {
+  return reinterpret_cast<Handle*>(fi->fh);
+}
 
 // Prepares `fi` for an open of `ino`: pins the inode (it outlives an unlink
 // while open) and chooses the cache policy.
@@ -52,8 +54,8 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   Guarded(req, [&] {
     Filesystem& fs = FsOf(req);
     const fuse_ctx* ctx = fuse_req_ctx(req);
-    auto attr = fs.volume().Create(parent, name,
-                                   fs::NewInode{static_cast<uint32_t>(mode & 07777), ctx->uid, ctx->gid});
+    auto attr = fs.volume().Create(
+        parent, name, fs::NewInode{static_cast<uint32_t>(mode & 07777), ctx->uid, ctx->gid});
     if (!attr.ok()) return ReplyError(req, attr.status(), 0, attr.status().code() == EEXIST);
     Status s = OpenFile(fs, attr->ino, fi);
     if (!s.ok()) return ReplyError(req, s, attr->ino);
@@ -73,14 +75,14 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     // sent from the completion, and this thread goes on to the next request.
     auto buffer = std::make_shared<aio::BufferPool::Lease>(fs.AcquireReadBuffer(size));
     std::span<std::byte> out(buffer->data(), size);
-    fs.volume().ReadAsync(ino, static_cast<uint64_t>(off), out,
-                          [req, ino, buffer](Result<size_t> n) {
-                            Guarded(req, [&] {
-                              if (!n.ok()) return ReplyError(req, n.status(), ino);
-                              FsOf(req).CountRead(ino, *n);
-                              fuse_reply_buf(req, reinterpret_cast<const char*>(buffer->data()), *n);
-                            });
-                          });
+    fs.volume().ReadAsync(
+        ino, static_cast<uint64_t>(off), out, [req, ino, buffer](Result<size_t> n) {
+          Guarded(req, [&] {
+            if (!n.ok()) return ReplyError(req, n.status(), ino);
+            FsOf(req).CountRead(ino, *n);
+            fuse_reply_buf(req, reinterpret_cast<const char*>(buffer->data()), *n);
+          });
+        });
   });
 }
 
@@ -94,7 +96,8 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
                                   [req, ino, h](Result<size_t> n) {
                                     Guarded(req, [&] {
                                       if (!n.ok()) return ReplyError(req, n.status(), ino);
-                                      if (h != nullptr) h->wrote.store(true, std::memory_order_relaxed);
+                                      if (h != nullptr)
+                                        h->wrote.store(true, std::memory_order_relaxed);
                                       FsOf(req).CountWrite(ino, *n);
                                       fuse_reply_write(req, *n);
                                     });
@@ -133,7 +136,7 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
                fuse_file_info*) {
   Guarded(req, [&] {
     Status s = FsOf(req).volume().Fallocate(ino, mode, static_cast<uint64_t>(offset),
-                                             static_cast<uint64_t>(length));
+                                            static_cast<uint64_t>(length));
     if (!s.ok()) return ReplyError(req, s, ino, s.code() == EOPNOTSUPP);
     fuse_reply_err(req, 0);
   });

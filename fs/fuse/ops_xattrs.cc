@@ -33,12 +33,15 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
   Guarded(req, [&] {
     fs::Volume& v = FsOf(req).volume();
     if (StartsWith(name, kVirtualPrefix)) {
-      return ReplyError(req, Status::Error(EPERM, "setxattr", v.PathOf(ino)).WithDetail(
-                                 std::string(name) + " is a read-only counter"), ino);
+      return ReplyError(req,
+                        Status::Error(EPERM, "setxattr", v.PathOf(ino))
+                            .WithDetail(std::string(name) + " is a read-only counter"),
+                        ino);
     }
     if (!StartsWith(name, kUserPrefix)) {
-      return ReplyError(req, Status::Error(EOPNOTSUPP, "setxattr", v.PathOf(ino))
-                                 .WithDetail("only user.* attributes are supported"),
+      return ReplyError(req,
+                        Status::Error(EOPNOTSUPP, "setxattr", v.PathOf(ino))
+                            .WithDetail("only user.* attributes are supported"),
                         ino, true);
     }
     Status s = v.SetXattr(ino, name, std::string_view(value, size), flags);
@@ -52,7 +55,8 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     Filesystem& fs = FsOf(req);
     if (StartsWith(name, kVirtualPrefix)) {
       const std::string value = fs.VirtualXattr(ino, name);
-      if (value.empty()) return ReplyError(req, Status::Error(ENODATA, "getxattr", name), ino, true);
+      if (value.empty())
+        return ReplyError(req, Status::Error(ENODATA, "getxattr", name), ino, true);
       return ReplyValue(req, value, size, ino);
     }
     if (!StartsWith(name, kUserPrefix)) {

@@ -18,9 +18,17 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 Status ConfigureLog(std::string_view destination, std::string_view ident, bool debug);
 
 void Log(LogLevel level, std::string_view message);
-inline void LogDebug(std::string_view m) { Log(LogLevel::kDebug, m); }
-inline void LogInfo(std::string_view m) { Log(LogLevel::kInfo, m); }
-inline void LogWarning(std::string_view m) { Log(LogLevel::kWarning, m); }
-inline void LogError(std::string_view m) { Log(LogLevel::kError, m); }
+inline void LogDebug(std::string_view m) {
+  Log(LogLevel::kDebug, m);
+}
+inline void LogInfo(std::string_view m) {
+  Log(LogLevel::kInfo, m);
+}
+inline void LogWarning(std::string_view m) {
+  Log(LogLevel::kWarning, m);
+}
+inline void LogError(std::string_view m) {
+  Log(LogLevel::kError, m);
+}
 
 }  // namespace nvswapfs

@@ -83,7 +83,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -108,9 +108,9 @@ class [[nodiscard]] Result {
 };
 
 // Returns early from the enclosing function when `expr` is an error.
-#define NVSWAPFS_RETURN_IF_ERROR(expr)              \
-  do {                                              \
-    ::nvswapfs::Status nvswapfs_status_ = (expr);   \
+#define NVSWAPFS_RETURN_IF_ERROR(expr)                   \
+  do {                                                   \
+    ::nvswapfs::Status nvswapfs_status_ = (expr);        \
     if (!nvswapfs_status_.ok()) return nvswapfs_status_; \
   } while (0)
 

@@ -22,8 +22,14 @@ Result<uint64_t> ParseSize(std::string_view text, std::string_view what);
 // "1 MiB", "4 KiB", "1.5 GiB", "512 B".
 std::string FormatSize(uint64_t bytes);
 
-constexpr bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
-constexpr uint64_t RoundUp(uint64_t v, uint64_t align) { return (v + align - 1) / align * align; }
-constexpr uint64_t RoundDown(uint64_t v, uint64_t align) { return v / align * align; }
+constexpr bool IsPowerOfTwo(uint64_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
+constexpr uint64_t RoundUp(uint64_t v, uint64_t align) {
+  return (v + align - 1) / align * align;
+}
+constexpr uint64_t RoundDown(uint64_t v, uint64_t align) {
+  return v / align * align;
+}
 
 }  // namespace nvswapfs

@@ -1,8 +1,7 @@
 #include "nvswapfs/aio/block_device.h"
 
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "nvswapfs/units.h"
 #include "test_util.h"
@@ -78,7 +77,10 @@ TEST(BlockDeviceTest, SecondExclusiveOpenIsBusy) {
 TEST(BlockDeviceTest, ReleasedOnDestruction) {
   TempDir dir;
   const std::string path = MakeImage(dir, "reuse.img", 4 * kMiB);
-  { auto first = BlockDevice::Open(path); ASSERT_TRUE(first.ok()); }
+  {
+    auto first = BlockDevice::Open(path);
+    ASSERT_TRUE(first.ok());
+  }
   auto again = BlockDevice::Open(path);
   EXPECT_TRUE(again.ok()) << again.status().ToString();
 }

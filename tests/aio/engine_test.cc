@@ -305,14 +305,14 @@ std::string KnobsName(const ::testing::TestParamInfo<Knobs>& param) {
          std::to_string(threads);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllModes, RoundTripTest,
-    ::testing::Combine(::testing::Values(4 * kKiB, 64 * kKiB, kMiB),  // block_size
-                       ::testing::Values(1u, 3u, 32u),                // queue_depth
-                       ::testing::Bool(),                             // single_submit
-                       ::testing::Bool(),                             // overlap
-                       ::testing::Values(1u, 3u)),                    // threads
-    KnobsName);
+INSTANTIATE_TEST_SUITE_P(AllModes, RoundTripTest,
+                         ::testing::Combine(::testing::Values(4 * kKiB, 64 * kKiB,
+                                                              kMiB),         // block_size
+                                            ::testing::Values(1u, 3u, 32u),  // queue_depth
+                                            ::testing::Bool(),               // single_submit
+                                            ::testing::Bool(),               // overlap
+                                            ::testing::Values(1u, 3u)),      // threads
+                         KnobsName);
 
 TEST(SplittingTest, RequestsAreCutIntoBlockSizePieces) {
   TempDir dir;
@@ -333,7 +333,8 @@ TEST(SplittingTest, RequestsAreCutIntoBlockSizePieces) {
 TEST(ConcurrencyTest, ManyThreadsSubmittingAtOnce) {
   TempDir dir;
   const std::string path = MakeImage(dir, "mt.img", kDeviceSize);
-  auto engine = OpenAio(path, EngineOptions{.block_size = 64 * kKiB, .queue_depth = 8, .threads = 2});
+  auto engine =
+      OpenAio(path, EngineOptions{.block_size = 64 * kKiB, .queue_depth = 8, .threads = 2});
   ASSERT_NE(engine, nullptr);
   constexpr int kThreads = 8;
   constexpr uint64_t kRegion = kDeviceSize / kThreads;

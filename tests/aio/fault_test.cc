@@ -100,8 +100,9 @@ TEST_F(FaultTest, InjectedErrorFailsExactlyTheRequestItBelongsTo) {
   // And the engine keeps serving.
   AlignedBuffer back = AlignedBuffer::Allocate(kBlock).value();
   EXPECT_TRUE(engine->Execute({IoOp::kRead, 0, back.data(), kBlock}).ok());
-  EXPECT_TRUE(engine->Execute({IoOp::kWrite, failed[0] * kBlock,
-                               data.data() + failed[0] * kBlock, kBlock}).ok());
+  EXPECT_TRUE(
+      engine->Execute({IoOp::kWrite, failed[0] * kBlock, data.data() + failed[0] * kBlock, kBlock})
+          .ok());
 }
 
 TEST_F(FaultTest, ReadErrorCarriesTheRequestContext) {
@@ -137,8 +138,10 @@ TEST_F(FaultTest, SeededOneInNFaultsAreReproducible) {
     }
     EXPECT_GT(failed.size(), 5u);
     EXPECT_LT(failed.size(), 50u);
-    if (run == 0) first_run = failed;
-    else EXPECT_EQ(failed, first_run);
+    if (run == 0)
+      first_run = failed;
+    else
+      EXPECT_EQ(failed, first_run);
   }
 }
 

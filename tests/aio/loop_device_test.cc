@@ -1,20 +1,19 @@
 // A real block device: an image attached to a loop device. Needs root and
 // /dev/loop-control, which CI has; elsewhere the test says why it cannot run.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <cstdlib>
 #include <cstring>
 
 #include "nvswapfs/aio/aio_engine.h"
-#include "nvswapfs/units.h"
 #include "nvswapfs/unique_fd.h"
+#include "nvswapfs/units.h"
 #include "test_util.h"
 
 namespace nvswapfs::aio {
@@ -84,8 +83,8 @@ TEST(LoopDeviceTest, EngineRunsOnARealBlockDevice) {
   EXPECT_EQ(second.status().code(), EBUSY);
   EXPECT_NE(second.status().ToString().find(loop->path()), std::string::npos);
 
-  auto engine = AioEngine::Create(std::move(dev).value(),
-                                  EngineOptions{.block_size = kMiB, .queue_depth = 8, .threads = 2});
+  auto engine = AioEngine::Create(
+      std::move(dev).value(), EngineOptions{.block_size = kMiB, .queue_depth = 8, .threads = 2});
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   AlignedBuffer data = PatternBuffer(16 * kMiB, 21);
   ASSERT_TRUE((*engine)->Execute({IoOp::kWrite, 48 * kMiB, data.data(), 16 * kMiB}).ok());

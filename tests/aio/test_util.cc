@@ -1,13 +1,12 @@
 #include "test_util.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "nvswapfs/aio/block_device.h"
 #include "nvswapfs/unique_fd.h"
@@ -16,8 +15,8 @@ namespace nvswapfs::aio::testing {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                     "/nvswapfs-test-XXXXXX";
+  std::string tmpl =
+      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/nvswapfs-test-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp " << tmpl << ": " << std::strerror(errno);
   }
@@ -60,8 +59,8 @@ std::vector<std::byte> ReadPlain(const std::string& path, uint64_t offset, size_
   EXPECT_TRUE(fd.valid()) << path;
   size_t done = 0;
   while (fd.valid() && done < length) {
-    const ssize_t n = ::pread(fd.get(), out.data() + done, length - done,
-                              static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pread(fd.get(), out.data() + done, length - done, static_cast<off_t>(offset + done));
     if (n <= 0) break;
     done += static_cast<size_t>(n);
   }

@@ -6,15 +6,14 @@
 //
 // NVSWAPFS_CRASH_SEEDS sets the number of seeds (default 1000);
 // NVSWAPFS_CRASH_SEED replays one.
-#include <linux/falloc.h>
-
 #include <gtest/gtest.h>
+#include <linux/falloc.h>
 
 #include <cstdlib>
 #include <random>
 
-#include "nvswapfs/fs/fsck.h"
 #include "nvswapfs/aio/aio_engine.h"
+#include "nvswapfs/fs/fsck.h"
 #include "volume_test_util.h"
 
 namespace nvswapfs::fs {
@@ -27,7 +26,9 @@ using testing::Resolve;
 using testing::TestImage;
 using testing::Tree;
 
-std::span<const std::byte> Bytes(const std::string& s) { return std::as_bytes(std::span(s)); }
+std::span<const std::byte> Bytes(const std::string& s) {
+  return std::as_bytes(std::span(s));
+}
 
 // Drives random operations on a volume and on a model of it side by side.
 class Workload {
@@ -38,16 +39,26 @@ class Workload {
   // model (the failure is recorded with the test).
   void Step() {
     const int op = static_cast<int>(rng_() % 100);
-    if (op < 12) Create();
-    else if (op < 40) Write();
-    else if (op < 48) Truncate();
-    else if (op < 55) Unlink();
-    else if (op < 63) Rename();
-    else if (op < 68) Mkdir();
-    else if (op < 74) Fallocate();
-    else if (op < 78) SetXattr();
-    else if (op < 90) Sync();
-    else Read();
+    if (op < 12)
+      Create();
+    else if (op < 40)
+      Write();
+    else if (op < 48)
+      Truncate();
+    else if (op < 55)
+      Unlink();
+    else if (op < 63)
+      Rename();
+    else if (op < 68)
+      Mkdir();
+    else if (op < 74)
+      Fallocate();
+    else if (op < 78)
+      SetXattr();
+    else if (op < 90)
+      Sync();
+    else
+      Read();
   }
 
   const Tree& model() const { return model_; }
@@ -114,8 +125,12 @@ class Workload {
     const uint64_t len = 1 + rng_() % (2 << 20);
     std::string& m = model_[path].data;
     if (rng_() % 2 == 0) {
-      ASSERT_TRUE(v_.Fallocate(Resolve(v_, path), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len).ok());
-      if (off < m.size()) std::fill_n(m.begin() + static_cast<long>(off), std::min<uint64_t>(len, m.size() - off), '\0');
+      ASSERT_TRUE(
+          v_.Fallocate(Resolve(v_, path), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len)
+              .ok());
+      if (off < m.size())
+        std::fill_n(m.begin() + static_cast<long>(off), std::min<uint64_t>(len, m.size() - off),
+                    '\0');
     } else {
       ASSERT_TRUE(v_.Fallocate(Resolve(v_, path), 0, off, len).ok());
       if (m.size() < off + len) m.resize(off + len, '\0');
@@ -178,8 +193,8 @@ class Workload {
 };
 
 void CrashAndCheck(uint64_t seed) {
-  SCOPED_TRACE("seed " + std::to_string(seed) + " (replay: NVSWAPFS_CRASH_SEED=" +
-               std::to_string(seed) + ")");
+  SCOPED_TRACE("seed " + std::to_string(seed) +
+               " (replay: NVSWAPFS_CRASH_SEED=" + std::to_string(seed) + ")");
   TestImage image(testing::ImageOptions{.size = 96 << 20});
   aio::FaultInjector faults(seed);
   faults.TrackUnflushedWrites(true);

@@ -2,10 +2,9 @@
 #include "nvswapfs/fs/volume.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/falloc.h>
 #include <sys/xattr.h>
-
-#include <gtest/gtest.h>
 
 #include <random>
 
@@ -20,7 +19,9 @@ namespace {
 using testing::Resolve;
 using testing::TestImage;
 
-std::span<const std::byte> Bytes(const std::string& s) { return std::as_bytes(std::span(s)); }
+std::span<const std::byte> Bytes(const std::string& s) {
+  return std::as_bytes(std::span(s));
+}
 
 std::string ReadAll(Volume& v, uint64_t ino) {
   auto attr = v.GetAttr(ino);
@@ -73,7 +74,8 @@ TEST_F(VolumeTest, FreshVolumeHasAnEmptyRoot) {
   EXPECT_TRUE(S_ISDIR(root->mode));
   EXPECT_EQ(root->nlink, 2u);
   int entries = 0;
-  ASSERT_TRUE(volume_->Readdir(kRootIno, 0, [&](const DirListing&) { return ++entries, true; }).ok());
+  ASSERT_TRUE(
+      volume_->Readdir(kRootIno, 0, [&](const DirListing&) { return ++entries, true; }).ok());
   EXPECT_EQ(entries, 0);
   VolumeStats st = volume_->StatFs();
   EXPECT_EQ(st.block_size, 4096u);
@@ -137,9 +139,11 @@ TEST_F(VolumeTest, UnalignedWritesAndReadsMatchAModel) {
     } else if (op == 8) {
       const uint64_t off = rng() % (3 << 20);
       const uint64_t len = 1 + rng() % (2 << 20);
-      ASSERT_TRUE(volume_->Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len).ok());
+      ASSERT_TRUE(
+          volume_->Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len).ok());
       if (off < model.size()) {
-        std::fill_n(model.begin() + static_cast<long>(off), std::min<uint64_t>(len, model.size() - off), '\0');
+        std::fill_n(model.begin() + static_cast<long>(off),
+                    std::min<uint64_t>(len, model.size() - off), '\0');
       }
     } else {
       const uint64_t off = rng() % (4 << 20);
@@ -165,7 +169,8 @@ TEST_F(VolumeTest, UnalignedWritesAndReadsMatchAModel) {
 TEST_F(VolumeTest, SequentialWritesStayInOneExtent) {
   const uint64_t ino = MakeFile("seq");
   const std::string chunk = Pattern(64 << 10, 1);
-  for (int i = 0; i < 64; ++i) ASSERT_TRUE(volume_->Write(ino, i * chunk.size(), Bytes(chunk)).ok());
+  for (int i = 0; i < 64; ++i)
+    ASSERT_TRUE(volume_->Write(ino, i * chunk.size(), Bytes(chunk)).ok());
   auto attr = volume_->GetAttr(ino);
   EXPECT_EQ(attr->size, 4u << 20);
   EXPECT_EQ(attr->blocks, (4u << 20) / 512);
@@ -264,11 +269,13 @@ TEST_F(VolumeTest, RenameInAllItsForms) {
   // Never into its own subtree; never a directory over a file or a full one.
   EXPECT_EQ(volume_->Rename(kRootIno, "e", d->ino, "x", RenameMode::kReplace).code(), EINVAL);
   MakeFile("plain");
-  EXPECT_EQ(volume_->Rename(kRootIno, "e", kRootIno, "plain", RenameMode::kReplace).code(), ENOTDIR);
+  EXPECT_EQ(volume_->Rename(kRootIno, "e", kRootIno, "plain", RenameMode::kReplace).code(),
+            ENOTDIR);
   EXPECT_EQ(volume_->Rename(kRootIno, "plain", kRootIno, "e", RenameMode::kReplace).code(), EISDIR);
   auto full = volume_->Mkdir(kRootIno, "full", kDirMode);
   ASSERT_TRUE(volume_->Create(full->ino, "x", kFile).ok());
-  EXPECT_EQ(volume_->Rename(kRootIno, "e", kRootIno, "full", RenameMode::kReplace).code(), ENOTEMPTY);
+  EXPECT_EQ(volume_->Rename(kRootIno, "e", kRootIno, "full", RenameMode::kReplace).code(),
+            ENOTEMPTY);
   EXPECT_EQ(volume_->Rename(kRootIno, "nope", kRootIno, "x", RenameMode::kReplace).code(), ENOENT);
 
   Reopen();
@@ -298,8 +305,12 @@ TEST_F(VolumeTest, ExtendedAttributes) {
 
 TEST_F(VolumeTest, AttributesPersist) {
   const uint64_t f = MakeFile("attrs", "data");
-  ASSERT_TRUE(volume_->SetAttr(f, SetAttrRequest{.mode = 0600, .uid = 1234, .gid = 99,
-                                                 .atime_ns = 1'000'000'007, .mtime_ns = 2'000'000'009})
+  ASSERT_TRUE(volume_
+                  ->SetAttr(f, SetAttrRequest{.mode = 0600,
+                                              .uid = 1234,
+                                              .gid = 99,
+                                              .atime_ns = 1'000'000'007,
+                                              .mtime_ns = 2'000'000'009})
                   .ok());
   Reopen();
   auto a = volume_->GetAttr(Resolve(*volume_, "/attrs"));
@@ -369,7 +380,8 @@ TEST_F(VolumeTest, OrphansLeftByACrashAreFreedAtOpen) {
   ASSERT_NE(volume_, nullptr);
   EXPECT_GT(volume_->StatFs().free_blocks, free_before);
   bool noted = false;
-  for (const std::string& n : volume_->notes()) noted |= n.find("deleted while open") != std::string::npos;
+  for (const std::string& n : volume_->notes())
+    noted |= n.find("deleted while open") != std::string::npos;
   EXPECT_TRUE(noted);
 }
 
@@ -501,11 +513,11 @@ TEST(CorruptionTest, FlippedMetadataBytesNeverCrash) {
     uint64_t length;
   };
   const Region regions[] = {
-      {0, 512},                             // primary superblock fields
-      {sb.backup_offset(), 512},            // backup superblock fields
-      {sb.ckpt_offset[0], 16384},           // checkpoint slot 0
-      {sb.ckpt_offset[1], 16384},           // checkpoint slot 1
-      {sb.log_offset, 16384},               // the log
+      {0, 512},                    // primary superblock fields
+      {sb.backup_offset(), 512},   // backup superblock fields
+      {sb.ckpt_offset[0], 16384},  // checkpoint slot 0
+      {sb.ckpt_offset[1], 16384},  // checkpoint slot 1
+      {sb.log_offset, 16384},      // the log
   };
   RawImage fd(image.path());
   std::mt19937_64 rng(99);
@@ -581,7 +593,8 @@ TEST(DeviceSizeTest, AGrownImageStillOpensAndATruncatedOneIsRefused) {
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     EXPECT_EQ(ReadAll(**v, Resolve(**v, "/kept")), "still here");
     bool noted = false;
-    for (const std::string& n : (*v)->notes()) noted |= n.find("larger than the volume") != std::string::npos;
+    for (const std::string& n : (*v)->notes())
+      noted |= n.find("larger than the volume") != std::string::npos;
     EXPECT_TRUE(noted);
   }
   auto report = CheckImage(image.path());

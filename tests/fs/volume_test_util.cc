@@ -1,8 +1,7 @@
 #include "volume_test_util.h"
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -58,14 +57,17 @@ std::string ParentOf(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-std::string BaseName(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+std::string BaseName(const std::string& path) {
+  return path.substr(path.rfind('/') + 1);
+}
 
 uint64_t Resolve(Volume& volume, const std::string& path) {
   uint64_t ino = kRootIno;
   size_t pos = 1;
   while (pos < path.size()) {
     const size_t next = path.find('/', pos);
-    const std::string part = path.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+    const std::string part =
+        path.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
     auto attr = volume.Lookup(ino, part);
     if (!attr.ok()) return 0;
     ino = attr->ino;

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "../aio/test_util.h"
 #include "nvswapfs/aio/fault_injector.h"
 #include "nvswapfs/fs/volume.h"
-#include "../aio/test_util.h"
 
 namespace nvswapfs::fs::testing {
 

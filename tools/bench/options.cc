@@ -1,11 +1,11 @@
 #include "options.h"
 
 #include <boost/program_options.hpp>
-
-#include "../common/command_line.h"
 #include <cerrno>
 #include <charconv>
 #include <sstream>
+
+#include "../common/command_line.h"
 
 namespace nvswapfs::bench {
 namespace {

@@ -1,11 +1,11 @@
 #include "options.h"
 
 #include <boost/program_options.hpp>
-
-#include "../common/command_line.h"
 #include <cerrno>
 #include <sstream>
 #include <string_view>
+
+#include "../common/command_line.h"
 
 namespace nvswapfs::fsck {
 namespace {

@@ -1,11 +1,10 @@
 #include "options.h"
 
 #include <boost/program_options.hpp>
-
-#include "../common/command_line.h"
 #include <cerrno>
 #include <sstream>
 
+#include "../common/command_line.h"
 #include "nvswapfs/fs/superblock.h"
 #include "nvswapfs/units.h"
 

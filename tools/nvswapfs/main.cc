@@ -1,3 +1,5 @@
 #include "nvswapfs/fuse/daemon.h"
 
-int main(int argc, char** argv) { return nvswapfs::fuse::RunDaemon(argc, argv); }
+int main(int argc, char** argv) {
+  return nvswapfs::fuse::RunDaemon(argc, argv);
+}

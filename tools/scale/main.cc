@@ -42,7 +42,9 @@ std::unique_ptr<aio::IoEngine> Engine(const std::string& path, aio::Syscalls& sy
   return std::move(engine).value();
 }
 
-size_t HeapInUse() { return mallinfo2().uordblks; }
+size_t HeapInUse() {
+  return mallinfo2().uordblks;
+}
 
 struct OpenFigures {
   double ms = 0;
@@ -55,8 +57,7 @@ OpenFigures MeasureOpen(const std::string& path, uint64_t files) {
   const auto start = Clock::now();
   auto volume = fs::Volume::Open(Engine(path, aio::Syscalls::System()),
                                  fs::VolumeOptions{.read_only = true, .commit_interval_s = 0});
-  const double ms =
-      std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   if (!volume.ok()) Die(volume.status().ToString());
   const size_t heap = HeapInUse() - heap_before;
   const size_t staging = fs::VolumeOptions{}.staging_buffers * (1 << 20);
@@ -114,8 +115,7 @@ int Run(uint64_t files, uint64_t per_dir, const std::string& path) {
   // Change a tenth of the files and "die": the next open replays a log.
   {
     aio::FaultInjector device(1);
-    auto volume =
-        fs::Volume::Open(Engine(path, device), fs::VolumeOptions{.commit_interval_s = 0});
+    auto volume = fs::Volume::Open(Engine(path, device), fs::VolumeOptions{.commit_interval_s = 0});
     if (!volume.ok()) Die(volume.status().ToString());
     fs::Volume& v = **volume;
     for (uint64_t i = 0; i < files / 10; ++i) {
@@ -135,14 +135,13 @@ int Run(uint64_t files, uint64_t per_dir, const std::string& path) {
   }
   const OpenFigures replay = MeasureOpen(path, files + files / 10);
 
-  std::printf("\n%-34s %10s %16s %22s\n", "open", "time", "heap per file",
-              "without staging bufs");
-  std::printf("%-34s %8.0f ms %11.0f B %17.0f B\n", "after a clean close (checkpoint)",
-              clean.ms, clean.heap_per_file, clean.metadata_per_file);
+  std::printf("\n%-34s %10s %16s %22s\n", "open", "time", "heap per file", "without staging bufs");
+  std::printf("%-34s %8.0f ms %11.0f B %17.0f B\n", "after a clean close (checkpoint)", clean.ms,
+              clean.heap_per_file, clean.metadata_per_file);
   const std::string label = "after a kill (log: " + std::to_string(report.commits_replayed) +
                             " commits, " + FormatSize(report.log_bytes) + ")";
-  std::printf("%-34s %8.0f ms %11.0f B %17.0f B\n", label.c_str(), replay.ms,
-              replay.heap_per_file, replay.metadata_per_file);
+  std::printf("%-34s %8.0f ms %11.0f B %17.0f B\n", label.c_str(), replay.ms, replay.heap_per_file,
+              replay.metadata_per_file);
   const bool fast = clean.ms < 1000 && replay.ms < 1000;
   const bool small = clean.metadata_per_file < 1024 && replay.metadata_per_file < 1024;
   std::printf("\nopen under 1 s: %s; metadata under 1 KiB per file: %s\n", fast ? "yes" : "NO",
@@ -163,9 +162,12 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) nvswapfs::Die(std::string(name) + " needs a value");
       return argv[++i];
     };
-    if (arg == "--files") files = std::strtoull(value("--files").c_str(), nullptr, 10);
-    else if (arg == "--per-dir") per_dir = std::strtoull(value("--per-dir").c_str(), nullptr, 10);
-    else if (arg == "--image") path = value("--image");
+    if (arg == "--files")
+      files = std::strtoull(value("--files").c_str(), nullptr, 10);
+    else if (arg == "--per-dir")
+      per_dir = std::strtoull(value("--per-dir").c_str(), nullptr, 10);
+    else if (arg == "--image")
+      path = value("--image");
     else if (arg == "--help") {
       std::printf("usage: nvswapfs-scale-bench [--files 100000] [--per-dir 1000] [--image PATH]\n");
       return 0;

@@ -12,8 +12,8 @@ namespace nvswapfs::aio {
 
 struct DeviceInfo {
   std::string path;
-  uint64_t size = 0;                 // usable bytes, a multiple of logical_block_size
-  uint32_t logical_block_size = 0;   // alignment every direct I/O must respect
+  uint64_t size = 0;                // usable bytes, a multiple of logical_block_size
+  uint32_t logical_block_size = 0;  // alignment every direct I/O must respect
   bool is_block_device = false;
   bool read_only = false;
 };

@@ -94,10 +94,10 @@ class FaultInjector final : public Syscalls {
     long real_in_flight = 0;
   };
 
-  bool Roll(uint32_t one_in);                  // requires mu_
-  int ShouldFail(FaultOp op);                  // errno or 0; requires mu_
-  size_t ShortLength(size_t count, long* extra);  // requires mu_
-  void RecordUndo(int fd, off_t offset, size_t length);  // requires mu_
+  bool Roll(uint32_t one_in);                                        // requires mu_
+  int ShouldFail(FaultOp op);                                        // errno or 0; requires mu_
+  size_t ShortLength(size_t count, long* extra);                     // requires mu_
+  void RecordUndo(int fd, off_t offset, size_t length);              // requires mu_
   int ForwardRun(io_context_t ctx, std::vector<struct iocb*>& run);  // requires mu_
 
   Syscalls& inner_;

@@ -104,8 +104,7 @@ void EncodeCheckpoint(CheckpointHeader header, std::span<const std::byte> body,
 // EINVAL for bad magic or checksum or a body length over 1 GiB, ESTALE for
 // another volume's uuid. Errors have op "read checkpoint", subject
 // "checkpoint".
-Result<CheckpointHeader> DecodeCheckpointHeader(std::span<const std::byte> block,
-                                                const Uuid& uuid);
+Result<CheckpointHeader> DecodeCheckpointHeader(std::span<const std::byte> block, const Uuid& uuid);
 
 // Checks the body checksum and decodes its records. `body` starts right
 // after the header block and may run past body_length (the padding or the

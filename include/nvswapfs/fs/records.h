@@ -54,9 +54,9 @@ constexpr size_t kMaxXattrValueLength = 4096;
 constexpr size_t kMaxXattrsPerInode = 64;
 
 struct Extent {
-  uint64_t logical = 0;   // first file block
-  uint64_t physical = 0;  // first device block
-  uint32_t count = 0;     // blocks
+  uint64_t logical = 0;    // first file block
+  uint64_t physical = 0;   // first device block
+  uint32_t count = 0;      // blocks
   bool unwritten = false;  // allocated, reads as zeros until written
 
   uint64_t logical_end() const { return logical + count; }

@@ -57,8 +57,7 @@ class MetadataStore {
   static Result<Superblock> ReadSuperblock(aio::IoEngine& engine, LoadReport* report);
 
   // Loads everything into `metadata` (which must be empty).
-  static Result<MetadataStore> Load(aio::IoEngine& engine, Metadata* metadata,
-                                    LoadReport* report);
+  static Result<MetadataStore> Load(aio::IoEngine& engine, Metadata* metadata, LoadReport* report);
 
   // Writes a new, empty volume: both superblocks, an initial checkpoint with
   // the root directory (owned by uid/gid, mode 0755), and an empty log.

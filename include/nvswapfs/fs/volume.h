@@ -146,8 +146,7 @@ class Volume {
   // Calls `emit` for entries after `cookie` (0: from the start) in a stable
   // order, until it returns false. `emit` runs under the metadata lock and
   // must not call back into the Volume.
-  Status Readdir(uint64_t dir, uint64_t cookie,
-                 const std::function<bool(const DirListing&)>& emit);
+  Status Readdir(uint64_t dir, uint64_t cookie, const std::function<bool(const DirListing&)>& emit);
 
   // --- Attributes
   Result<Attr> GetAttr(uint64_t ino);
@@ -207,8 +206,8 @@ class Volume {
   Status CheckWritable(std::string_view op, uint64_t ino) const;
   Result<Inode*> Dir(std::string_view op, uint64_t ino);
   Result<Inode*> Node(std::string_view op, uint64_t ino);
-  Result<Attr> MakeNode(std::string_view op, uint64_t parent, std::string_view name,
-                        uint32_t type, const NewInode& how, std::string_view target);
+  Result<Attr> MakeNode(std::string_view op, uint64_t parent, std::string_view name, uint32_t type,
+                        const NewInode& how, std::string_view target);
   void DropLink(Inode& inode);
   void FreeInode(Inode& inode);
   void FreeExtents(const std::vector<Extent>& extents);
@@ -249,7 +248,7 @@ class Volume {
   std::set<uint64_t> dirty_;
   std::vector<Record> dirent_log_;
   std::set<uint64_t> deleted_;
-  bool data_unflushed_ = false;  // data written since the last device flush
+  bool data_unflushed_ = false;                 // data written since the last device flush
   std::vector<InodeRecord> deleted_snapshots_;  // deleted inodes changed in this commit
   // Open handles plus data transfers in flight, per inode: a pinned inode
   // whose last link goes stays until it is unpinned.
