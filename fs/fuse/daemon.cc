@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "nvswapfs/aio/aio_engine.h"
+#include "nvswapfs/aio/fault_injector.h"
 #include "nvswapfs/fs/volume.h"
 #include "nvswapfs/fuse/filesystem.h"
 #include "nvswapfs/fuse/options.h"
@@ -177,7 +178,13 @@ int RunDaemon(int argc, const char* const* argv) {
     launcher.Failed(device.status().ToString());
     return 1;
   }
-  auto engine = aio::AioEngine::Create(std::move(device).value(), o.engine);
+  // Fault injection is opt-in and loud; with it off the engine talks to the
+  // kernel directly.
+  std::unique_ptr<aio::FaultInjector> faults;
+  if (o.faults.any()) faults = std::make_unique<aio::FaultInjector>(o.faults.seed);
+  auto engine = faults != nullptr
+                    ? aio::AioEngine::Create(std::move(device).value(), o.engine, *faults)
+                    : aio::AioEngine::Create(std::move(device).value(), o.engine);
   if (!engine.ok()) {
     launcher.Failed(engine.status().ToString());
     return 1;
@@ -190,6 +197,15 @@ int RunDaemon(int argc, const char* const* argv) {
     return 1;
   }
   for (const std::string& note : (*volume)->notes()) LogWarning(o.device + ": " + note);
+  if (faults != nullptr) {
+    // Armed only now, so that loading the volume is not what fails.
+    if (o.faults.read_one_in) faults->FailOneIn(aio::FaultOp::kRead, o.faults.read_one_in);
+    if (o.faults.write_one_in) faults->FailOneIn(aio::FaultOp::kWrite, o.faults.write_one_in);
+    if (o.faults.read_nth) faults->FailNth(aio::FaultOp::kRead, o.faults.read_nth);
+    if (o.faults.write_nth) faults->FailNth(aio::FaultOp::kWrite, o.faults.write_nth);
+    LogWarning("FAULT INJECTION ENABLED on " + o.device +
+               ": device reads and writes will fail with EIO as asked (fault_* options)");
+  }
 
   Filesystem filesystem(**volume, FilesystemOptions{.read_only = o.read_only});
   std::vector<std::string> args = {argv[0], "-o", FuseOptionList(o)};

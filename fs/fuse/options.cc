@@ -71,6 +71,18 @@ Status ApplyOption(std::string_view item, DaemonOptions* o) {
     auto v = ParseCount(key, value, 1, 256);
     if (!v.ok()) return v.status();
     o->max_threads = *v;
+  } else if (key == "fault_read" || key == "fault_write") {
+    auto v = ParseCount(key, value, 1, 1'000'000'000);
+    if (!v.ok()) return v.status();
+    (key == "fault_read" ? o->faults.read_one_in : o->faults.write_one_in) = *v;
+  } else if (key == "fault_read_nth" || key == "fault_write_nth") {
+    auto v = ParseCount(key, value, 1, 1'000'000'000);
+    if (!v.ok()) return v.status();
+    (key == "fault_read_nth" ? o->faults.read_nth : o->faults.write_nth) = *v;
+  } else if (key == "fault_seed") {
+    auto v = ParseCount(key, value, 0, 4'000'000'000);
+    if (!v.ok()) return v.status();
+    o->faults.seed = *v;
   } else if (key == "log") {
     if (value.empty()) return Bad("log= needs stderr, syslog or a file path");
     o->log = value;
@@ -169,6 +181,9 @@ std::string DaemonUsage(const char* program) {
          "                      checks modes, default_permissions)\n"
          "  log=DEST            stderr, syslog, or a file [stderr with -f, else syslog]\n"
          "  max_threads=N       threads serving FUSE requests [16]\n"
+         "  fault_read=N, fault_write=N, fault_read_nth=N, fault_write_nth=N, fault_seed=S\n"
+         "                      testing only: make the device fail one in N reads/writes,\n"
+         "                      or the N-th one after mounting, with EIO [off]\n"
          "  and libfuse's mount options (fsname=, subtype=, max_read=, ...)\n"
          "\n"
          "Unmount with: fusermount3 -u MOUNTPOINT (or umount MOUNTPOINT as root).\n";

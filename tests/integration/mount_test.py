@@ -330,6 +330,59 @@ class FioTest(MountTest):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
 
+def read_direct(path, length):
+    """Reads through O_DIRECT (bypassing the page cache) into aligned memory."""
+    import mmap
+    buf = mmap.mmap(-1, length)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        n = os.readv(fd, [buf])
+        return bytes(buf[:n])
+    finally:
+        os.close(fd)
+
+
+def write_direct(path, data):
+    import mmap
+    buf = mmap.mmap(-1, len(data))
+    buf[:] = data
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
+    try:
+        return os.writev(fd, [buf])
+    finally:
+        os.close(fd)
+
+
+class DeviceFaultTest(MountTest):
+    def test_a_device_error_fails_exactly_its_op(self):
+        a, b = os.urandom(4 << 20), os.urandom(4 << 20)
+        for name, data in (("a.bin", a), ("b.bin", b)):
+            with open(self.m.path(name), "wb") as f:
+                f.write(data)
+        self.m.stop()
+        # The first device read and the first device write after mounting fail.
+        self.m.start(options="fault_read_nth=1,fault_write_nth=1")
+        self.assertIn("FAULT INJECTION ENABLED", self.m.log_text())
+        with self.assertRaises(OSError) as e:
+            read_direct(self.m.path("a.bin"), 1 << 20)
+        self.assertEqual(e.exception.errno, errno.EIO)
+        self.assertEqual(read_direct(self.m.path("b.bin"), 4 << 20), b)  # others still served
+        self.assertEqual(read_direct(self.m.path("a.bin"), 4 << 20), a)  # and the data is intact
+        self.assertEqual(os.getxattr(self.m.path("a.bin"), "user.nvswapfs.errors"), b"1")
+        self.assertEqual(os.getxattr(self.m.path("b.bin"), "user.nvswapfs.errors"), b"0")
+        with self.assertRaises(OSError) as e:
+            write_direct(self.m.path("c.bin"), bytes(1 << 20))
+        self.assertEqual(e.exception.errno, errno.EIO)
+        self.assertEqual(write_direct(self.m.path("d.bin"), b"d" * 4096), 4096)
+        log = self.m.log_text()
+        self.assertRegex(log, r'read failed on "/a\.bin" offset=0 length=1048576: '
+                              r'Input/output error .*\(errno 5\)')
+        self.assertRegex(log, r'write failed on "/c\.bin" offset=0 length=1048576: '
+                              r'Input/output error .*\(errno 5\)')
+        self.remount()  # fsck must be clean after the faults
+        self.assertEqual(read_direct(self.m.path("d.bin"), 4096), b"d" * 4096)
+
+
 class ConcurrencyTest(MountTest):
     def test_concurrent_writers_and_readers(self):
         errors = []

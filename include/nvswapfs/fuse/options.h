@@ -17,6 +17,17 @@
 
 namespace nvswapfs::fuse {
 
+// Device faults to inject while mounted, for testing how failures are
+// reported. Off unless asked for; the daemon logs a warning when on.
+struct FaultOptions {
+  uint32_t read_one_in = 0;   // fail one in N engine reads with EIO
+  uint32_t write_one_in = 0;  // ... writes
+  uint64_t read_nth = 0;      // fail the N-th engine read after mounting
+  uint64_t write_nth = 0;     // ... write
+  uint64_t seed = 1;
+  bool any() const { return read_one_in || write_one_in || read_nth || write_nth; }
+};
+
 struct DaemonOptions {
   std::string device;
   std::string mountpoint;
@@ -34,6 +45,7 @@ struct DaemonOptions {
   std::string log;
   // Threads serving FUSE requests.
   uint32_t max_threads = 16;
+  FaultOptions faults;
   // Options for libfuse (mount options such as allow_other, fsname).
   std::vector<std::string> fuse_options;
 };
