@@ -383,6 +383,51 @@ class DeviceFaultTest(MountTest):
         self.assertEqual(read_direct(self.m.path("d.bin"), 4096), b"d" * 4096)
 
 
+def as_nobody(*cmd):
+    """Runs a command as the unprivileged user nobody."""
+    return run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd, check=False)
+
+
+class PermissionTest(MountTest):
+    def test_other_users_are_kept_out_by_default(self):
+        os.chmod(self.tmp, 0o755)
+        # Without allow_other only the user who mounted may enter at all.
+        p = as_nobody("ls", self.m.mnt)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("Permission denied", p.stderr)
+
+    def test_modes_are_enforced_for_other_users(self):
+        os.chmod(self.tmp, 0o755)  # mkdtemp's 0700 would stop nobody before the mount
+        self.m.stop()
+        self.m.start(options="allow_other")
+        with open(self.m.path("secret"), "wb") as f:
+            f.write(b"root only")
+        os.chmod(self.m.path("secret"), 0o600)
+        with open(self.m.path("public"), "wb") as f:
+            f.write(b"everyone")
+        os.chmod(self.m.path("public"), 0o644)
+        os.mkdir(self.m.path("shared"))
+        os.chmod(self.m.path("shared"), 0o1777)
+
+        self.assertIn("Permission denied", as_nobody("cat", self.m.path("secret")).stderr)
+        self.assertEqual(as_nobody("cat", self.m.path("public")).stdout, "everyone")
+        p = as_nobody("sh", "-c", f"echo x >> {self.m.path('public')}")
+        self.assertIn("Permission denied", p.stderr)
+        p = as_nobody("touch", self.m.path("not-mine"))
+        self.assertIn("Permission denied", p.stderr)
+        p = as_nobody("rm", "-f", self.m.path("public"))
+        self.assertIn("Permission denied", p.stderr)
+        self.assertTrue(os.path.exists(self.m.path("public")))
+        p = as_nobody("sh", "-c", f"echo mine > {self.m.path('shared', 'n')}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        st = os.stat(self.m.path("shared", "n"))
+        self.assertEqual((st.st_uid, st.st_gid), (65534, 65534))
+        # The sticky bit: nobody may not remove root's file from the shared dir.
+        with open(self.m.path("shared", "roots"), "w") as f:
+            f.write("r")
+        self.assertIn("not permitted", as_nobody("rm", "-f", self.m.path("shared", "roots")).stderr)
+
+
 class ConcurrencyTest(MountTest):
     def test_concurrent_writers_and_readers(self):
         errors = []
