@@ -388,6 +388,110 @@ def as_nobody(*cmd):
     return run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd, check=False)
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli), as the on-device format uses."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+class BadVolumeTest(unittest.TestCase):
+    """Images a user might point the daemon at by mistake, or after damage."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="nvswapfs-bad-", dir="/var/tmp")
+        self.mnt = os.path.join(self.tmp, "mnt")
+        os.mkdir(self.mnt)
+        self.image = os.path.join(self.tmp, "v.img")
+        run(os.path.join(BIN, "mkfs.nvswapfs"), "--size", "256M", self.image)
+
+    def tearDown(self):
+        if is_mounted(self.mnt):
+            run("fusermount3", "-u", self.mnt, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def mount_fails(self, image=None, mnt=None):
+        p = run(os.path.join(BIN, "nvswapfs"), image or self.image, mnt or self.mnt, check=False)
+        self.assertNotEqual(p.returncode, 0, "the mount should have been refused")
+        self.assertFalse(is_mounted(self.mnt))
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        return p.stderr
+
+    def patch(self, offset, data):
+        with open(self.image, "r+b") as f:
+            f.seek(offset)
+            f.write(data)
+
+    def test_foreign_filesystem(self):
+        ext4 = os.path.join(self.tmp, "ext4.img")
+        run("truncate", "-s", "64M", ext4)
+        run("mkfs.ext4", "-q", "-F", ext4)
+        err = self.mount_fails(image=ext4)
+        self.assertIn("no valid nvswapfs superblock", err)
+        self.assertIn("not an nvswapfs superblock", err)
+
+    def test_both_superblocks_zeroed(self):
+        size = os.path.getsize(self.image)
+        self.patch(0, bytes(4096))
+        self.patch(size - 4096, bytes(4096))
+        err = self.mount_fails()
+        self.assertIn("primary superblock", err)
+        self.assertIn("backup superblock", err)
+
+    def test_one_superblock_zeroed_still_mounts(self):
+        self.patch(0, bytes(4096))
+        log = os.path.join(self.tmp, "log")
+        run(os.path.join(BIN, "nvswapfs"), "-o", f"log={log}", self.image, self.mnt)
+        try:
+            self.assertTrue(is_mounted(self.mnt))
+        finally:
+            run("fusermount3", "-u", self.mnt)
+        time.sleep(0.5)
+        with open(log) as f:
+            self.assertIn("primary superblock is damaged", f.read())
+
+    def test_wrong_format_version(self):
+        size = os.path.getsize(self.image)
+        for offset in (0, size - 4096):
+            with open(self.image, "rb") as f:
+                f.seek(offset)
+                block = bytearray(f.read(4096))
+            block[8:12] = (99).to_bytes(4, "little")
+            block[4092:4096] = crc32c(bytes(block[:4092])).to_bytes(4, "little")
+            self.patch(offset, bytes(block))
+        err = self.mount_fails()
+        self.assertIn("format version 99", err)
+
+    def test_truncated_image(self):
+        run("truncate", "-s", "128M", self.image)
+        self.assertIn("truncated", self.mount_fails())
+
+    def test_missing_and_dead_mount_points(self):
+        err = self.mount_fails(mnt=os.path.join(self.tmp, "nowhere"))
+        self.assertIn("nowhere", err)
+        self.assertIn("No such file or directory", err)
+        # A daemon killed with -9 leaves a mount point that answers ENOTCONN.
+        proc = subprocess.Popen([os.path.join(BIN, "nvswapfs"), "-f", self.image, self.mnt],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while not is_mounted(self.mnt) and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        p = run(os.path.join(BIN, "nvswapfs"), self.image, self.mnt, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("whose daemon died", p.stderr)
+        self.assertIn("fusermount3 -u", p.stderr)
+        run("fusermount3", "-u", self.mnt)
+        # Cleared, the same volume mounts again (and was left consistent).
+        run(os.path.join(BIN, "fsck.nvswapfs"), "-n", self.image)
+        run(os.path.join(BIN, "nvswapfs"), self.image, self.mnt)
+        self.assertTrue(is_mounted(self.mnt))
+
+
 class PermissionTest(MountTest):
     def test_other_users_are_kept_out_by_default(self):
         os.chmod(self.tmp, 0o755)
