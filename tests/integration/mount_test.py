@@ -532,6 +532,37 @@ class PermissionTest(MountTest):
         self.assertIn("not permitted", as_nobody("rm", "-f", self.m.path("shared", "roots")).stderr)
 
 
+FSX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fsx.py")
+
+
+class RandomTesterTest(MountTest):
+    """fsx.py: long random sequences checked against a model of every file."""
+
+    def fsx(self, *args):
+        return subprocess.Popen([sys.executable, FSX, self.m.mnt, *map(str, args)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def expect_clean(self, procs):
+        for p in procs:
+            out, _ = p.communicate(timeout=900)
+            self.assertEqual(p.returncode, 0, out)
+            self.assertIn("every read matched the model", out)
+
+    def test_random_operations_match_the_model(self):
+        self.expect_clean([self.fsx("--ops", 2500, "--seed", seed) for seed in (11,)])
+        self.expect_clean([self.fsx("--ops", 1500, "--seed", seed) for seed in (12, 13)])
+
+    def test_concurrent_clients_on_separate_and_shared_files(self):
+        region = 2 << 20
+        with open(self.m.path("shared"), "wb") as f:
+            f.truncate(4 * region)
+        procs = [self.fsx("--ops", 800, "--seed", 200 + i) for i in range(3)]
+        procs += [self.fsx("--ops", 500, "--seed", 300 + i, "--region", f"{i * region}:{region}")
+                  for i in range(4)]
+        self.expect_clean(procs)
+        self.remount()  # and the volume they leave behind is consistent
+
+
 class ConcurrencyTest(MountTest):
     def test_concurrent_writers_and_readers(self):
         errors = []
