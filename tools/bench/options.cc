@@ -11,6 +11,7 @@ namespace nvswapfs::bench {
 namespace {
 
 namespace po = boost::program_options;
+using tools::UsageError;
 
 constexpr uint32_t kMaxQueueDepth = 4096;
 constexpr uint32_t kMaxThreads = 64;
@@ -293,17 +294,7 @@ std::string UsageText() {
 }
 
 std::string UsageErrorLine(const Status& status) {
-  std::string line = "nvswapfs-bench: ";
-  if (!status.subject().empty()) {
-    line += status.subject();
-    line += ": ";
-  }
-  line += status.detail().empty() ? status.ToString() : std::string(status.detail());
-  return line + " (see --help)";
-}
-
-Status UsageError(std::string_view option, std::string_view detail) {
-  return Status::Error(EINVAL, "parse command line", option).WithDetail(detail);
+  return tools::UsageErrorLine("nvswapfs-bench", status);
 }
 
 }  // namespace nvswapfs::bench

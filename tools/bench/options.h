@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/command_line.h"
 #include "nvswapfs/aio/engine.h"
 #include "nvswapfs/status.h"
 #include "nvswapfs/units.h"
@@ -70,6 +71,6 @@ std::string UsageText();
 std::string UsageErrorLine(const Status& status);
 
 // An EINVAL status describing a usage mistake with `option`.
-Status UsageError(std::string_view option, std::string_view detail);
+using tools::UsageError;
 
 }  // namespace nvswapfs::bench

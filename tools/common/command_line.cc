@@ -26,4 +26,19 @@ Result<po::variables_map> ParseStrict(int argc, const char* const* argv,
   return vm;
 }
 
+Status UsageError(std::string_view option, std::string_view detail) {
+  return Status::Error(EINVAL, "parse command line", option).WithDetail(detail);
+}
+
+std::string UsageErrorLine(std::string_view program, const Status& status) {
+  std::string line(program);
+  line += ": ";
+  if (!status.subject().empty() && status.subject() != "command line") {
+    line += status.subject();
+    line += ": ";
+  }
+  line += status.detail().empty() ? status.ToString() : std::string(status.detail());
+  return line + " (see --help)";
+}
+
 }  // namespace nvswapfs::tools

@@ -11,10 +11,7 @@ namespace nvswapfs::dump {
 namespace {
 
 namespace po = boost::program_options;
-
-Status UsageError(std::string_view detail) {
-  return Status::Error(EINVAL, "parse command line", "").WithDetail(detail);
-}
+using tools::UsageError;
 
 po::options_description Visible() {
   po::options_description d("Options", /*line_length=*/100, /*min_description_length=*/50);
@@ -35,7 +32,7 @@ Result<DumpOptions> ParseCommandLine(int argc, const char* const* argv) {
   po::positional_options_description positional;
   positional.add("operand", -1);
   auto parsed = tools::ParseStrict(argc, argv, all, positional);
-  if (!parsed.ok()) return UsageError(std::string(parsed.status().detail()));
+  if (!parsed.ok()) return UsageError("", std::string(parsed.status().detail()));
   const po::variables_map& vm = *parsed;
   DumpOptions out;
   if (vm.count("help")) {
@@ -49,7 +46,7 @@ Result<DumpOptions> ParseCommandLine(int argc, const char* const* argv) {
   out.json = vm["json"].as<bool>();
   std::vector<std::string> operands;
   if (vm.count("operand")) operands = vm["operand"].as<std::vector<std::string>>();
-  if (operands.empty() || operands.front().empty()) return UsageError("no DEVICE given");
+  if (operands.empty() || operands.front().empty()) return UsageError("", "no DEVICE given");
   out.device = operands.front();
   out.paths.assign(operands.begin() + 1, operands.end());
   return out;
@@ -67,9 +64,7 @@ std::string UsageText() {
 }
 
 std::string UsageErrorLine(const Status& status) {
-  const std::string problem =
-      status.detail().empty() ? status.ToString() : std::string(status.detail());
-  return "nvswapfs-dump: " + problem + " (see --help)";
+  return tools::UsageErrorLine("nvswapfs-dump", status);
 }
 
 }  // namespace nvswapfs::dump

@@ -11,10 +11,7 @@ namespace nvswapfs::fsck {
 namespace {
 
 namespace po = boost::program_options;
-
-Status UsageError(std::string_view detail) {
-  return Status::Error(EINVAL, "parse command line", "").WithDetail(detail);
-}
+using tools::UsageError;
 
 po::options_description Visible() {
   po::options_description d("Options", /*line_length=*/100, /*min_description_length=*/50);
@@ -41,7 +38,7 @@ Result<FsckCommandLine> ParseCommandLine(int argc, const char* const* argv) {
   po::positional_options_description positional;
   positional.add("device", 1);
   auto parsed = tools::ParseStrict(argc, argv, all, positional);
-  if (!parsed.ok()) return UsageError(std::string(parsed.status().detail()));
+  if (!parsed.ok()) return UsageError("", std::string(parsed.status().detail()));
   const po::variables_map& vm = *parsed;
   FsckCommandLine out;
   if (vm.count("help")) {
@@ -54,10 +51,10 @@ Result<FsckCommandLine> ParseCommandLine(int argc, const char* const* argv) {
   }
   const bool check_only = vm["-n"].as<bool>();
   out.repair = vm["-y"].as<bool>() || vm["-p"].as<bool>() || vm["-a"].as<bool>();
-  if (check_only && out.repair) return UsageError("-n cannot be combined with -y, -p or -a");
+  if (check_only && out.repair) return UsageError("", "-n cannot be combined with -y, -p or -a");
   out.verbose = vm["-v"].as<bool>();
   if (vm.count("device")) out.device = vm["device"].as<std::string>();
-  if (out.device.empty()) return UsageError("no DEVICE given");
+  if (out.device.empty()) return UsageError("", "no DEVICE given");
   return out;
 }
 
@@ -73,9 +70,7 @@ std::string UsageText() {
 }
 
 std::string UsageErrorLine(const Status& status) {
-  const std::string problem =
-      status.detail().empty() ? status.ToString() : std::string(status.detail());
-  return "fsck.nvswapfs: " + problem + " (see --help)";
+  return tools::UsageErrorLine("fsck.nvswapfs", status);
 }
 
 }  // namespace nvswapfs::fsck

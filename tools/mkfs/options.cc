@@ -12,10 +12,7 @@ namespace nvswapfs::mkfs {
 namespace {
 
 namespace po = boost::program_options;
-
-Status UsageError(std::string_view option, std::string_view detail) {
-  return Status::Error(EINVAL, "parse command line", option).WithDetail(detail);
-}
+using tools::UsageError;
 
 po::options_description Visible() {
   po::options_description d("Options", /*line_length=*/100, /*min_description_length=*/50);
@@ -103,13 +100,7 @@ std::string UsageText() {
 }
 
 std::string UsageErrorLine(const Status& status) {
-  std::string line = "mkfs.nvswapfs: ";
-  if (!status.subject().empty()) {
-    line += status.subject();
-    line += ": ";
-  }
-  line += status.detail().empty() ? status.ToString() : std::string(status.detail());
-  return line + " (see --help)";
+  return tools::UsageErrorLine("mkfs.nvswapfs", status);
 }
 
 }  // namespace nvswapfs::mkfs
