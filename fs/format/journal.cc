@@ -101,21 +101,37 @@ void EncodeCommit(const Uuid& uuid, uint64_t sequence, uint64_t next_ino,
   PadBlock(start, out);
 }
 
+// What commit and checkpoint headers share before their fields mean
+// anything: enough bytes, the magic, and the header checksum at `crc_at`.
+// `header` and `kind` name them in messages.
+template <size_t N>
+Status CheckHeaderFrame(std::span<const std::byte> block, size_t size, const char (&magic)[N],
+                        size_t crc_at, std::string_view header, std::string_view kind,
+                        std::string_view op, std::string_view subject) {
+  auto fail = [&](const std::string& detail) {
+    return Status::Error(EINVAL, op, subject).WithDetail(detail);
+  };
+  if (block.size() < size) {
+    return fail("block is " + std::to_string(block.size()) + " bytes, " + std::string(header) +
+                " is " + std::to_string(size));
+  }
+  if (std::memcmp(block.data(), magic, N) != 0) {
+    return fail("bad magic: not " + std::string(kind));
+  }
+  if (LoadLe32(block.data() + crc_at) != Crc32c(block.first(crc_at))) {
+    return fail("bad header checksum");
+  }
+  return Status::Ok();
+}
+
 Result<CommitHeader> DecodeCommitHeader(std::span<const std::byte> block, const Uuid& uuid) {
   auto fail = [](int err, const std::string& detail) {
     return Status::Error(err, kCommitOp, kCommitSubject).WithDetail(detail);
   };
-  if (block.size() < kCommitHeaderSize) {
-    return fail(EINVAL, "block is " + std::to_string(block.size()) + " bytes, a commit header is " +
-                            std::to_string(kCommitHeaderSize));
-  }
+  NVSWAPFS_RETURN_IF_ERROR(CheckHeaderFrame(block, kCommitHeaderSize, kCommitMagic,
+                                            kCommitHeaderCrcAt, "a commit header", "a log commit",
+                                            kCommitOp, kCommitSubject));
   const std::byte* p = block.data();
-  if (std::memcmp(p, kCommitMagic, sizeof(kCommitMagic)) != 0) {
-    return fail(EINVAL, "bad magic: not a log commit");
-  }
-  if (LoadLe32(p + kCommitHeaderCrcAt) != Crc32c(block.first(kCommitHeaderCrcAt))) {
-    return fail(EINVAL, "bad header checksum");
-  }
   CommitHeader h;
   std::memcpy(h.uuid.data(), p + kCommitUuidAt, h.uuid.size());
   h.sequence = LoadLe64(p + kCommitSequenceAt);
@@ -181,17 +197,10 @@ Result<CheckpointHeader> DecodeCheckpointHeader(std::span<const std::byte> block
   auto fail = [](int err, const std::string& detail) {
     return Status::Error(err, kCheckpointOp, kCheckpointSubject).WithDetail(detail);
   };
-  if (block.size() < kBlockSize) {
-    return fail(EINVAL, "block is " + std::to_string(block.size()) +
-                            " bytes, a checkpoint header block is " + std::to_string(kBlockSize));
-  }
+  NVSWAPFS_RETURN_IF_ERROR(CheckHeaderFrame(block, kBlockSize, kCheckpointMagic, kCkptHeaderCrcAt,
+                                            "a checkpoint header block", "a checkpoint",
+                                            kCheckpointOp, kCheckpointSubject));
   const std::byte* p = block.data();
-  if (std::memcmp(p, kCheckpointMagic, sizeof(kCheckpointMagic)) != 0) {
-    return fail(EINVAL, "bad magic: not a checkpoint");
-  }
-  if (LoadLe32(p + kCkptHeaderCrcAt) != Crc32c(block.first(kCkptHeaderCrcAt))) {
-    return fail(EINVAL, "bad header checksum");
-  }
   CheckpointHeader h;
   std::memcpy(h.uuid.data(), p + kCkptUuidAt, h.uuid.size());
   h.generation = LoadLe64(p + kCkptGenerationAt);
