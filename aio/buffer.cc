@@ -1,5 +1,6 @@
 #include "nvswapfs/aio/buffer.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -86,6 +87,19 @@ BufferPool::Lease BufferPool::Acquire() {
   return Lease(this, b);
 }
 
+std::vector<BufferPool::Lease> BufferPool::Acquire(size_t n) {
+  n = std::min(n, buffers_.size());
+  std::unique_lock lock(mu_);
+  freed_.wait(lock, [&] { return free_.size() >= n; });
+  std::vector<Lease> leases;
+  leases.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    leases.push_back(Lease(this, free_.back()));
+    free_.pop_back();
+  }
+  return leases;
+}
+
 BufferPool::Lease BufferPool::TryAcquire() {
   std::lock_guard lock(mu_);
   if (free_.empty()) return Lease();
@@ -104,7 +118,8 @@ void BufferPool::Return(AlignedBuffer* buffer) {
   // keeps the pool's owner from destroying it.
   std::lock_guard lock(mu_);
   free_.push_back(buffer);
-  freed_.notify_one();
+  // All: a waiter for several buffers may not be the one this one completes.
+  freed_.notify_all();
 }
 
 }  // namespace nvswapfs::aio

@@ -62,6 +62,12 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<aio::IoEngine> engi
       aio::BufferPool::Create(kStagingBufferSize, std::max<size_t>(opts.staging_buffers, 2));
   if (!pool.ok()) return pool.status();
   volume->staging_ = std::move(pool).value();
+  auto tails = aio::BufferPool::Create(kStagingBufferSize, std::max<size_t>(opts.tail_buffers, 2));
+  if (!tails.ok()) return tails.status();
+  volume->tail_pool_ = std::move(tails).value();
+  auto edge = aio::AlignedBuffer::Allocate(kBlockSize);
+  if (!edge.ok()) return edge.status();
+  volume->edge_block_ = std::move(edge).value();
 
   // Rebuild free space as the complement of what files use; two files
   // claiming one unit is damage only fsck may repair.
@@ -143,6 +149,7 @@ Status Volume::Close() {
   std::unique_lock lock(mu_);
   // Transfers still in flight finish (and report) before the last commit.
   transfers_done_.wait(lock, [&] { return transfers_ == 0; });
+  QuiesceLocked(0);
   closed_ = true;
   if (options_.read_only) return Status::Ok();
   if (!poisoned_.ok()) return poisoned_;
@@ -162,6 +169,9 @@ void Volume::CommitLoop() {
 
 Status Volume::CommitLocked() {
   if (options_.read_only) return Status::Ok();
+  // Data before the metadata that points at it: everything accepted reaches
+  // the device before the flush that precedes the log write.
+  QuiesceLocked(0);
   if (!poisoned_.ok()) return poisoned_;
   if (dirty_.empty() && dirent_log_.empty() && deleted_.empty()) {
     if (!data_unflushed_) return Status::Ok();
@@ -461,6 +471,12 @@ void Volume::DropLink(Inode& inode) {
 
 void Volume::FreeInode(Inode& inode) {
   const uint64_t ino = inode.attr.ino;
+  // Bytes gathered for a file that is going are not worth writing; writes
+  // in flight finish before the next commit, before its space is reused.
+  DropTailLocked(ino);
+  lost_.erase(ino);
+  write_errors_.erase(ino);
+  data_versions_.erase(ino);
   if (dirty_.erase(ino) > 0) {
     // Changed in this commit: log it before its deletion so that entries
     // logged in between find it.
@@ -716,7 +732,28 @@ Status Volume::Fsync(uint64_t ino) {
   if (!node.ok()) return node.status();
   Status s = CommitLocked();
   if (!s.ok()) return std::move(s).WithOp("fsync").WithSubject(meta_.PathOf(ino));
+  // A write-behind failure of this file is reported here, once.
+  if (auto it = write_errors_.find(ino); it != write_errors_.end()) {
+    s = std::move(it->second);
+    write_errors_.erase(it);
+  }
   return s;
+}
+
+Status Volume::FlushErrors(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  QuiesceLocked(ino);
+  auto it = write_errors_.find(ino);
+  if (it == write_errors_.end()) return Status::Ok();
+  Status s = std::move(it->second);
+  write_errors_.erase(it);
+  return s;
+}
+
+uint64_t Volume::DataVersion(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  auto it = data_versions_.find(ino);
+  return it == data_versions_.end() ? 0 : it->second;
 }
 
 Status Volume::Sync() {

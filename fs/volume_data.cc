@@ -270,79 +270,391 @@ void Volume::FinishTransfer(Transfer* t) {
   }
 }
 
-void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
-                        TransferDone done) {
-  internal::IoGate& gate = Gate(ino);
-  gate.Lock();
-  auto t = std::make_unique<Transfer>();
-  t->ino = ino;
-  t->offset = offset;
-  t->length = data.size();
-  t->write = true;
-  t->done = std::move(done);
-  std::vector<Segment> segments;
-  Status refused;
+// One WriteAsync call: its engine requests hold a reference each, the
+// submitter one more. In WriteMode::kThrough the last one reports.
+struct Volume::WriteOp {
+  uint64_t ino = 0;
+  uint64_t old_size = 0;
+  std::string path;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  WriteMode mode = WriteMode::kThrough;
+  TransferDone done;
+  // Set before the submitter lets go when `done` has already run.
+  bool reported = false;
+  std::atomic<int> references{1};
+  std::mutex mu;
+  Status error;  // the first failure; guarded by mu
+};
+
+void Volume::WaitWritesLocked(uint64_t ino, BlockRange blocks) {
+  std::unique_lock lock(inflight_mu_);
+  inflight_done_.wait(lock, [&] {
+    if (ino == 0) return inflight_.empty();
+    auto [begin, end] = inflight_.equal_range(ino);
+    return std::none_of(begin, end, [&](const auto& e) { return e.second.Overlaps(blocks); });
+  });
+}
+
+void Volume::ReapWriteFailuresLocked() {
+  std::vector<WriteFailure> failures;
   {
-    std::lock_guard lock(mu_);
-    refused = [&]() -> Status {
-      auto node = Node("write", ino);
-      if (!node.ok()) return node.status();
-      Inode& inode = **node;
-      t->path = meta_.PathOf(ino);
-      if (inode.is_dir()) return Status::Error(EISDIR, "write", t->path, offset, t->length);
-      if (!inode.is_reg()) return Status::Error(EINVAL, "write", t->path, offset, t->length);
-      NVSWAPFS_RETURN_IF_ERROR(CheckWritable("write", ino));
-      if (offset > kMaxFileSize || t->length > kMaxFileSize - offset) {
-        return Status::Error(EFBIG, "write", t->path, offset, t->length)
-            .WithDetail("files are at most " + FormatSize(kMaxFileSize));
-      }
-      if (t->length == 0) return Status::Ok();
-      t->first_block = offset / kBlockSize;
-      t->end_block = (offset + t->length + kBlockSize - 1) / kBlockSize;
-      NVSWAPFS_RETURN_IF_ERROR(
-          EnsureMapped(inode, t->first_block, t->end_block, "write", offset, t->length));
-      segments = inode.extents.Lookup(t->first_block, t->end_block - t->first_block);
-      pins_[ino]++;
-      transfers_++;
-      return Status::Ok();
-    }();
+    std::lock_guard lock(inflight_mu_);
+    failures.swap(failures_);
   }
-  if (!refused.ok() || t->length == 0) {
-    gate.Unlock();
-    if (!refused.ok()) return t->done(std::move(refused));
-    return t->done(size_t{0});
+  for (WriteFailure& f : failures) {
+    Inode* inode = meta_.Find(f.ino);
+    if (inode == nullptr) continue;
+    // What the device holds there is unknown now: never show it. Bytes a
+    // caller was told were written read as EIO until written again.
+    if (f.unwrite) inode->extents.SetUnwritten(f.blocks.first, f.blocks.end - f.blocks.first, true);
+    if (f.report_later) {
+      lost_[f.ino].push_back(f.blocks);
+      write_errors_.emplace(f.ino, std::move(f.status));
+    }
+    BumpVersionLocked(f.ino);
+    MarkDirty(f.ino);
+  }
+}
+
+void Volume::QuiesceLocked(uint64_t ino) {
+  if (ino == 0) {
+    while (!tails_.empty()) FlushTailLocked(tails_.begin()->first);
+  } else {
+    FlushTailLocked(ino);
+  }
+  WaitWritesLocked(ino, {0, UINT64_MAX});
+  ReapWriteFailuresLocked();
+}
+
+void Volume::DropTailLocked(uint64_t ino) {
+  tails_.erase(ino);
+}
+
+Status Volume::FillEdgeLocked(const std::vector<Segment>& segments, uint64_t block, std::byte* dest,
+                              size_t from, size_t to) {
+  if (from >= to) return Status::Ok();
+  for (const Segment& s : segments) {
+    if (block < s.logical || block >= s.logical + s.count) continue;
+    if (s.hole() || s.unwritten) {
+      std::memset(dest + from, 0, to - from);
+      return Status::Ok();
+    }
+    NVSWAPFS_RETURN_IF_ERROR(
+        ReadBlock(*engine_, *s.physical + (block - s.logical), edge_block_.data()));
+    std::memcpy(dest + from, edge_block_.data() + from, to - from);
+    return Status::Ok();
+  }
+  std::memset(dest + from, 0, to - from);
+  return Status::Ok();
+}
+
+std::vector<Segment> Volume::AcceptBlocksLocked(Inode& inode, BlockRange blocks) {
+  const uint64_t ino = inode.attr.ino;
+  std::vector<Segment> segments = inode.extents.Lookup(blocks.first, blocks.end - blocks.first);
+  inode.extents.SetUnwritten(blocks.first, blocks.end - blocks.first, false);
+  if (auto it = lost_.find(ino); it != lost_.end()) {
+    // Rewritten whole: no longer lost.
+    std::erase_if(it->second, [&](const BlockRange& r) {
+      return r.first >= blocks.first && r.end <= blocks.end;
+    });
+    if (it->second.empty()) lost_.erase(it);
+  }
+  {
+    std::lock_guard lock(inflight_mu_);
+    for (const Segment& s : segments)
+      inflight_.emplace(ino, BlockRange{s.logical, s.logical + s.count});
+  }
+  data_unflushed_ = true;
+  return segments;
+}
+
+void Volume::SubmitBlocks(const std::shared_ptr<WriteOp>& op, uint64_t ino,
+                          const std::vector<Segment>& segments, uint64_t window,
+                          std::byte* window_data, std::shared_ptr<BufferPool::Lease> lease) {
+  for (const Segment& s : segments) {
+    const BlockRange blocks{s.logical, s.logical + s.count};
+    op->references.fetch_add(1, std::memory_order_relaxed);
+    engine_->Submit({IoOp::kWrite, *s.physical * kBlockSize,
+                     window_data + (s.logical * kBlockSize - window), s.count * kBlockSize},
+                    [this, op, ino, blocks, lease, fresh = s.unwritten](Status st) mutable {
+                      lease.reset();
+                      WriteDone(op, ino, blocks, fresh, std::move(st));
+                    });
+  }
+}
+
+void Volume::ReleaseWriteOp(const std::shared_ptr<WriteOp>& op) {
+  if (op->references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (op->mode != WriteMode::kThrough || op->reported) return;
+  // Reporting may need mu_ (to undo a failure first): not on an engine
+  // thread.
+  executor_->Post([this, op] {
+    Status error;
+    {
+      std::lock_guard lock(op->mu);
+      error = op->error;
+    }
+    if (error.ok()) return op->done(static_cast<size_t>(op->length));
+    {
+      std::lock_guard lock(mu_);
+      ReapWriteFailuresLocked();
+      // Undo the extension too, unless the file changed size since.
+      Inode* inode = meta_.Find(op->ino);
+      if (inode != nullptr && inode->attr.size == op->offset + op->length &&
+          op->old_size < inode->attr.size) {
+        inode->attr.size = op->old_size;
+        MarkDirty(op->ino);
+      }
+    }
+    op->done(FileError("write", op->path, op->offset, op->length, error));
+  });
+}
+
+void Volume::WriteDone(const std::shared_ptr<WriteOp>& op, uint64_t ino, BlockRange blocks,
+                       bool fresh, Status s) {
+  if (!s.ok()) {
+    std::lock_guard lock(op->mu);
+    if (op->error.ok()) op->error = s;
+  }
+  {
+    std::lock_guard lock(inflight_mu_);
+    if (!s.ok()) {
+      // A write that reports for itself is not reported again later, and
+      // gives back what it changed.
+      const bool behind = op->mode == WriteMode::kBehind;
+      failures_.push_back({ino, blocks,
+                           FileError("write", op->path, blocks.first * kBlockSize,
+                                     (blocks.end - blocks.first) * kBlockSize, s),
+                           behind, behind || fresh});
+    }
+  }
+  // Before the request leaves the in-flight set, so that a volume closing
+  // waits for the report to be posted.
+  ReleaseWriteOp(op);
+  // Last, and notified under the lock: a waiter may go on to destroy the
+  // volume.
+  std::lock_guard lock(inflight_mu_);
+  auto [begin, end] = inflight_.equal_range(ino);
+  for (auto it = begin; it != end; ++it) {
+    if (it->second.first == blocks.first && it->second.end == blocks.end) {
+      inflight_.erase(it);
+      break;
+    }
+  }
+  inflight_done_.notify_all();
+}
+
+Volume::Tail* Volume::NewTailLocked(uint64_t ino, uint64_t window) {
+  BufferPool::Lease lease = tail_pool_->TryAcquire();
+  if (!lease.valid()) {
+    // Every buffer gathers some file's bytes or is on its way to the device:
+    // send the least recently used on, and take the first to come back.
+    auto lru = std::min_element(tails_.begin(), tails_.end(), [](const auto& a, const auto& b) {
+      return a.second->last_used < b.second->last_used;
+    });
+    if (lru != tails_.end()) FlushTailLocked(lru->first);
+    lease = tail_pool_->Acquire();
+  }
+  auto tail = std::make_unique<Tail>();
+  tail->lease = std::move(lease);
+  tail->window = window;
+  tail->last_used = ++tail_clock_;
+  Tail* raw = tail.get();
+  tails_[ino] = std::move(tail);
+  return raw;
+}
+
+void Volume::FlushTailLocked(uint64_t ino) {
+  auto it = tails_.find(ino);
+  if (it == tails_.end()) return;
+  std::unique_ptr<Tail> tail = std::move(it->second);
+  tails_.erase(it);
+  Inode* inode = meta_.Find(ino);
+  if (inode == nullptr) return;
+  const BlockRange blocks{tail->lo / kBlockSize, (tail->hi + kBlockSize - 1) / kBlockSize};
+  WaitWritesLocked(ino, blocks);
+  ReapWriteFailuresLocked();
+  auto op = std::make_shared<WriteOp>();
+  op->ino = ino;
+  op->mode = WriteMode::kBehind;
+  op->path = meta_.PathOf(ino);
+  op->offset = tail->lo;
+  op->length = tail->hi - tail->lo;
+  std::byte* data = tail->lease.data();
+  const std::vector<Segment> before =
+      inode->extents.Lookup(blocks.first, blocks.end - blocks.first);
+  // The rest of partly gathered first and last blocks: what the file holds.
+  Status s = FillEdgeLocked(before, blocks.first, data + (blocks.first * kBlockSize - tail->window),
+                            0, tail->lo % kBlockSize);
+  if (s.ok() && tail->hi % kBlockSize != 0) {
+    const uint64_t last = blocks.end - 1;
+    s = FillEdgeLocked(before, last, data + (last * kBlockSize - tail->window),
+                       tail->hi % kBlockSize, kBlockSize);
+  }
+  if (!s.ok()) {
+    // The gathered bytes cannot be placed: lost, like a failed write.
+    {
+      std::lock_guard lock(inflight_mu_);
+      failures_.push_back(
+          {ino, blocks, FileError("write", op->path, op->offset, op->length, s), true, true});
+    }
+    ReapWriteFailuresLocked();
+    return;
+  }
+  const std::vector<Segment> segments = AcceptBlocksLocked(*inode, blocks);
+  SubmitBlocks(op, ino, segments, tail->window, data,
+               std::make_shared<BufferPool::Lease>(std::move(tail->lease)));
+  ReleaseWriteOp(op);
+}
+
+void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
+                        TransferDone done, WriteMode mode) {
+  auto op = std::make_shared<WriteOp>();
+  op->ino = ino;
+  op->offset = offset;
+  op->length = data.size();
+  op->mode = mode;
+  op->done = std::move(done);
+  // Check and map the whole range first, so that a write that cannot be
+  // done changes nothing.
+  Status refused = [&]() -> Status {
+    std::lock_guard lock(mu_);
+    auto node = Node("write", ino);
+    if (!node.ok()) return node.status();
+    Inode& inode = **node;
+    op->path = meta_.PathOf(ino);
+    op->old_size = inode.attr.size;
+    if (inode.is_dir()) return Status::Error(EISDIR, "write", op->path, offset, op->length);
+    if (!inode.is_reg()) return Status::Error(EINVAL, "write", op->path, offset, op->length);
+    NVSWAPFS_RETURN_IF_ERROR(CheckWritable("write", ino));
+    if (offset > kMaxFileSize || op->length > kMaxFileSize - offset) {
+      return Status::Error(EFBIG, "write", op->path, offset, op->length)
+          .WithDetail("files are at most " + FormatSize(kMaxFileSize));
+    }
+    // An earlier write-behind failure of this file is reported now.
+    ReapWriteFailuresLocked();
+    if (auto it = write_errors_.find(ino); it != write_errors_.end()) {
+      Status earlier = std::move(it->second);
+      write_errors_.erase(it);
+      return earlier;
+    }
+    if (op->length == 0) return Status::Ok();
+    return EnsureMapped(inode, offset / kBlockSize,
+                        (offset + op->length + kBlockSize - 1) / kBlockSize, "write", offset,
+                        op->length);
+  }();
+  if (!refused.ok() || op->length == 0) {
+    op->reported = true;
+    op->done(refused.ok() ? Result<size_t>(size_t{0}) : Result<size_t>(std::move(refused)));
+    return;
   }
 
-  Transfer* raw = t.release();
-  ForEachChunk(
-      segments, offset, offset + raw->length, staging_->buffer_size(), [&](const Chunk& c) {
-        BufferPool::Lease lease = staging_->Acquire();
-        std::byte* buf = lease.data();
-        // Partial first and last blocks: keep what is there, or zeros where
-        // nothing was ever written.
-        const bool unwritten = c.segment.unwritten;
-        Status s;
-        if (c.from > c.chunk) {
-          s = unwritten ? (std::memset(buf, 0, kBlockSize), Status::Ok())
-                        : ReadBlock(*engine_, c.physical, buf);
+  // One piece per file window (a staging buffer's worth, aligned): a piece
+  // that reaches its window's end goes to the device now; one that stops
+  // short (the end of a small write) is gathered until its window fills,
+  // the file is read, synced or committed, or its buffer is needed.
+  struct Piece {
+    uint64_t from;
+    uint64_t to;
+    uint64_t window;
+    std::shared_ptr<BufferPool::Lease> lease;
+    std::vector<Segment> segments;
+  };
+  const uint64_t window_size = staging_->buffer_size();
+  const uint64_t end = offset + op->length;
+  const size_t batch = std::max<size_t>(1, std::min<size_t>(4, staging_->capacity() / 4));
+  uint64_t pos = offset;
+  while (pos < end && refused.ok()) {
+    size_t direct = 0;
+    for (uint64_t p = pos, i = 0; i < batch && p < end; ++i) {
+      const uint64_t w_end = RoundDown(p, window_size) + window_size;
+      if (end >= w_end || mode == WriteMode::kThrough) ++direct;
+      p = std::min(end, w_end);
+    }
+    std::vector<BufferPool::Lease> leases;
+    if (direct > 0) leases = staging_->Acquire(direct);
+    std::vector<Piece> pieces;
+    {
+      std::lock_guard lock(mu_);
+      Inode* inode = meta_.Find(ino);
+      if (inode == nullptr) {
+        refused = Status::Error(ENOENT, "write", op->path, pos, end - pos)
+                      .WithDetail("the file was deleted during the write");
+        break;
+      }
+      size_t next_lease = 0;
+      for (size_t i = 0; i < batch && pos < end; ++i) {
+        const uint64_t window = RoundDown(pos, window_size);
+        const uint64_t w_end = window + window_size;
+        const uint64_t to = std::min(end, w_end);
+        const std::byte* src = data.data() + (pos - offset);
+        const bool gather = mode == WriteMode::kBehind && to < w_end;
+        auto t = tails_.find(ino);
+        if (t != tails_.end() && mode == WriteMode::kBehind && t->second->window == window &&
+            t->second->hi == pos) {
+          Tail& tail = *t->second;
+          std::memcpy(tail.lease.data() + (pos - window), src, to - pos);
+          tail.hi = to;
+          tail.last_used = ++tail_clock_;
+          if (to == w_end) FlushTailLocked(ino);
+        } else {
+          if (t != tails_.end()) FlushTailLocked(ino);
+          if (gather) {
+            Tail* tail = NewTailLocked(ino, window);
+            std::memcpy(tail->lease.data() + (pos - window), src, to - pos);
+            tail->lo = pos;
+            tail->hi = to;
+          } else {
+            const BlockRange blocks{pos / kBlockSize, (to + kBlockSize - 1) / kBlockSize};
+            WaitWritesLocked(ino, blocks);
+            ReapWriteFailuresLocked();
+            Piece piece{pos,
+                        to,
+                        window,
+                        std::make_shared<BufferPool::Lease>(std::move(leases[next_lease++])),
+                        {}};
+            // The rest of partly written first and last blocks: what the
+            // file holds there.
+            const std::vector<Segment> before =
+                inode->extents.Lookup(blocks.first, blocks.end - blocks.first);
+            std::byte* buf = piece.lease->data();
+            Status s =
+                FillEdgeLocked(before, blocks.first, buf + (blocks.first * kBlockSize - window), 0,
+                               pos % kBlockSize);
+            if (s.ok() && to % kBlockSize != 0) {
+              const uint64_t last = blocks.end - 1;
+              s = FillEdgeLocked(before, last, buf + (last * kBlockSize - window), to % kBlockSize,
+                                 kBlockSize);
+            }
+            if (!s.ok()) {
+              refused = FileError("write", op->path, offset, op->length, s);
+              break;
+            }
+            piece.segments = AcceptBlocksLocked(*inode, blocks);
+            pieces.push_back(std::move(piece));
+          }
         }
-        const uint64_t tail_block = RoundDown(c.to, kBlockSize);
-        if (s.ok() && c.to < c.chunk_end && !(c.from > c.chunk && tail_block == c.chunk)) {
-          std::byte* tail = buf + (tail_block - c.chunk);
-          s = unwritten
-                  ? (std::memset(tail, 0, kBlockSize), Status::Ok())
-                  : ReadBlock(*engine_, c.physical + (tail_block - c.chunk) / kBlockSize, tail);
-        }
-        if (!s.ok()) {
-          raw->Fail(std::move(s));
-          return false;
-        }
-        std::memcpy(buf + (c.from - c.chunk), data.data() + (c.from - offset), c.to - c.from);
-        SubmitPiece(raw, {IoOp::kWrite, c.physical * kBlockSize, buf, c.chunk_end - c.chunk},
-                    std::move(lease), nullptr);
-        return !raw->failed();
-      });
-  ReleaseTransfer(raw);
+        inode->attr.size = std::max(inode->attr.size, to);
+        pos = to;
+      }
+      inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
+      MarkDirty(ino);
+      BumpVersionLocked(ino);
+    }
+    // Registered in flight above: the copies and submissions must follow.
+    for (Piece& p : pieces) {
+      std::memcpy(p.lease->data() + (p.from - p.window), data.data() + (p.from - offset),
+                  p.to - p.from);
+      SubmitBlocks(op, ino, p.segments, p.window, p.lease->data(), p.lease);
+    }
+  }
+  if (mode == WriteMode::kBehind || !refused.ok()) {
+    op->reported = true;
+    op->done(refused.ok() ? Result<size_t>(static_cast<size_t>(op->length))
+                          : Result<size_t>(std::move(refused)));
+  }
+  ReleaseWriteOp(op);
 }
 
 void Volume::ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out, TransferDone done) {
@@ -368,6 +680,18 @@ void Volume::ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out, 
       t->length = std::min<uint64_t>(out.size(), inode.attr.size - offset);
       const uint64_t first_block = offset / kBlockSize;
       const uint64_t end_block = (offset + t->length + kBlockSize - 1) / kBlockSize;
+      // Reads see every write accepted before them.
+      if (tails_.contains(ino)) FlushTailLocked(ino);
+      WaitWritesLocked(ino, {first_block, end_block});
+      ReapWriteFailuresLocked();
+      if (auto it = lost_.find(ino); it != lost_.end()) {
+        for (const BlockRange& r : it->second) {
+          if (r.Overlaps({first_block, end_block})) {
+            return Status::Error(EIO, "read", t->path, offset, t->length)
+                .WithDetail("an earlier write of these bytes failed on the device (reported then)");
+          }
+        }
+      }
       segments = inode.extents.Lookup(first_block, end_block - first_block);
       pins_[ino]++;
       transfers_++;
@@ -439,24 +763,31 @@ Result<size_t> Volume::Read(uint64_t ino, uint64_t offset, std::span<std::byte> 
   return w.Wait();
 }
 
-Result<size_t> Volume::Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data) {
+Result<size_t> Volume::Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
+                             WriteMode mode) {
   Waiter w;
-  WriteAsync(ino, offset, data, w.Callback());
+  WriteAsync(ino, offset, data, w.Callback(), mode);
   return w.Wait();
 }
 
 Status Volume::ZeroInBlock(uint64_t physical_block, uint32_t from, uint32_t to) {
-  BufferPool::Lease lease = staging_->Acquire();
-  NVSWAPFS_RETURN_IF_ERROR(ReadBlock(*engine_, physical_block, lease.data()));
-  std::memset(lease.data() + from, 0, to - from);
+  std::byte* block = edge_block_.data();
+  NVSWAPFS_RETURN_IF_ERROR(ReadBlock(*engine_, physical_block, block));
+  std::memset(block + from, 0, to - from);
   NVSWAPFS_RETURN_IF_ERROR(
-      engine_->Execute({IoOp::kWrite, physical_block * kBlockSize, lease.data(), kBlockSize}));
+      engine_->Execute({IoOp::kWrite, physical_block * kBlockSize, block, kBlockSize}));
   data_unflushed_ = true;
   return Status::Ok();
 }
 
 Status Volume::TruncateLocked(Inode& inode, uint64_t new_size, std::unique_lock<std::mutex>&) {
   const uint64_t ino = inode.attr.ino;
+  QuiesceLocked(ino);
+  BumpVersionLocked(ino);
+  if (auto it = lost_.find(ino); it != lost_.end() && new_size < inode.attr.size) {
+    const uint64_t keep = (new_size + kBlockSize - 1) / kBlockSize;
+    std::erase_if(it->second, [&](const BlockRange& r) { return r.first >= keep; });
+  }
   if (new_size > kMaxFileSize) {
     return Status::Error(EFBIG, "truncate", meta_.PathOf(ino), new_size, 0)
         .WithDetail("files are at most " + FormatSize(kMaxFileSize));
@@ -489,6 +820,8 @@ Status Volume::TruncateLocked(Inode& inode, uint64_t new_size, std::unique_lock<
 
 Status Volume::PunchLocked(Inode& inode, uint64_t offset, uint64_t length) {
   const uint64_t ino = inode.attr.ino;
+  QuiesceLocked(ino);
+  BumpVersionLocked(ino);
   const uint64_t per_unit = store_.superblock().alloc_unit / kBlockSize;
   const uint64_t end = offset + length;
   // Partial blocks at either end: zeros on the device where data was written.
@@ -556,6 +889,8 @@ Status Volume::Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t lengt
         .WithDetail("files are at most " + FormatSize(kMaxFileSize));
   }
   if (punch) return PunchLocked(inode, offset, length);
+  QuiesceLocked(ino);
+  BumpVersionLocked(ino);
   const uint64_t first_block = offset / kBlockSize;
   const uint64_t end_block = (offset + length + kBlockSize - 1) / kBlockSize;
   NVSWAPFS_RETURN_IF_ERROR(

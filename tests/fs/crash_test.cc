@@ -105,7 +105,10 @@ class Workload {
     std::string data(len, '\0');
     const char fill = static_cast<char>('a' + rng_() % 26);
     for (size_t i = 0; i < len; ++i) data[i] = static_cast<char>(fill + (i % 7));
-    auto n = v_.Write(Resolve(v_, path), off, Bytes(data));
+    // Half the writes are write-behind: a crash must find them either whole
+    // or (when not yet fsync'd) absent, exactly like the others.
+    const WriteMode mode = rng_() % 2 == 0 ? WriteMode::kBehind : WriteMode::kThrough;
+    auto n = v_.Write(Resolve(v_, path), off, Bytes(data), mode);
     ASSERT_TRUE(n.ok()) << n.status().ToString();
     std::string& m = model_[path].data;
     if (m.size() < off + len) m.resize(off + len, '\0');

@@ -119,24 +119,35 @@ TEST_F(VolumeTest, ErrorsNameTheFileAndTheOperation) {
       << efbig.ToString();
 }
 
-TEST_F(VolumeTest, UnalignedWritesAndReadsMatchAModel) {
+class VolumeModelTest : public VolumeTest, public ::testing::WithParamInterface<WriteMode> {};
+
+INSTANTIATE_TEST_SUITE_P(BothWriteModes, VolumeModelTest,
+                         ::testing::Values(WriteMode::kThrough, WriteMode::kBehind),
+                         [](const auto& param_info) {
+                           return param_info.param == WriteMode::kThrough ? "Through" : "Behind";
+                         });
+
+TEST_P(VolumeModelTest, UnalignedWritesAndReadsMatchAModel) {
   const uint64_t ino = MakeFile("model.bin");
   std::string model;
   std::mt19937_64 rng(7);
-  for (int i = 0; i < 300; ++i) {
-    const int op = static_cast<int>(rng() % 10);
-    if (op < 6) {
-      const uint64_t off = rng() % (3 << 20);
-      const size_t len = 1 + rng() % (op == 0 ? (1 << 20) : 9000);
+  uint64_t next_sequential = 0;
+  for (int i = 0; i < 400; ++i) {
+    const int op = static_cast<int>(rng() % 12);
+    if (op < 8) {
+      // Some writes continue the previous one, as streams do.
+      const uint64_t off = op >= 6 ? next_sequential : rng() % (3 << 20);
+      const size_t len = 1 + rng() % (op == 0 ? (1 << 20) : op >= 6 ? 70000 : 9000);
       const std::string data = Pattern(len, static_cast<uint32_t>(rng()));
-      ASSERT_TRUE(volume_->Write(ino, off, Bytes(data)).ok());
+      ASSERT_TRUE(volume_->Write(ino, off, Bytes(data), GetParam()).ok());
+      next_sequential = off + len;
       if (model.size() < off + len) model.resize(off + len, '\0');
       model.replace(off, len, data);
-    } else if (op < 8) {
+    } else if (op < 10) {
       const uint64_t size = rng() % (4 << 20);
       ASSERT_TRUE(volume_->SetAttr(ino, SetAttrRequest{.size = size}).ok());
       model.resize(size, '\0');
-    } else if (op == 8) {
+    } else if (op == 10) {
       const uint64_t off = rng() % (3 << 20);
       const uint64_t len = 1 + rng() % (2 << 20);
       ASSERT_TRUE(
@@ -164,6 +175,69 @@ TEST_F(VolumeTest, UnalignedWritesAndReadsMatchAModel) {
   ASSERT_EQ(ReadAll(*volume_, ino), model);
   Reopen();
   ASSERT_EQ(ReadAll(*volume_, Resolve(*volume_, "/model.bin")), model);
+}
+
+TEST_F(VolumeTest, SmallSequentialWritesBehindBecomeWholeDeviceWrites) {
+  const uint64_t ino = MakeFile("stream");
+  const std::string chunk = Pattern(64 << 10, 3);
+  const uint64_t before = volume_->engine().stats().requests;
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(volume_->Write(ino, i * chunk.size(), Bytes(chunk), WriteMode::kBehind).ok());
+  }
+  ASSERT_TRUE(volume_->Fsync(ino).ok());
+  // 4 MiB in 64 KiB writes: four 1 MiB device writes, not 64.
+  const uint64_t writes = volume_->engine().stats().requests - before;
+  EXPECT_LE(writes, 4u + 3u) << "device requests for 64 small writes (plus the commit's)";
+  std::string expect;
+  for (int i = 0; i < 64; ++i) expect += chunk;
+  EXPECT_EQ(ReadAll(*volume_, ino), expect);
+  Reopen();
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/stream")), expect);
+}
+
+TEST_F(VolumeTest, WriteBehindFailureIsReportedLaterAndItsBytesReadAsEio) {
+  const uint64_t f = MakeFile("victim", std::string(2 << 20, 'v'));
+  const uint64_t other = MakeFile("other", "fine");
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  aio::FaultInjector faults(5);
+  volume_ = image_.Open(&faults);
+  ASSERT_NE(volume_, nullptr);
+  (void)f;
+  (void)other;
+  const uint64_t victim = Resolve(*volume_, "/victim");
+  faults.FailNth(aio::FaultOp::kWrite, 1);
+  const std::string fresh(1 << 20, 'n');
+  // Accepted: the device has not failed yet.
+  ASSERT_TRUE(volume_->Write(victim, 1 << 20, Bytes(fresh), WriteMode::kBehind).ok());
+  // The bytes it lost read as EIO, never as stale or made-up data.
+  std::string buf(4096, '\0');
+  Status r =
+      volume_->Read(victim, (1 << 20) + 8192, std::as_writable_bytes(std::span(buf))).status();
+  EXPECT_EQ(r.code(), EIO) << r.ToString();
+  // The rest of the file is intact.
+  EXPECT_TRUE(volume_->Read(victim, 0, std::as_writable_bytes(std::span(buf))).ok());
+  EXPECT_EQ(buf, std::string(4096, 'v'));
+  // Fsync of that file reports the failure once, naming the file and range.
+  Status s = volume_->Fsync(victim);
+  EXPECT_EQ(s.code(), EIO);
+  EXPECT_NE(s.ToString().find("write failed on \"/victim\" offset=1048576"), std::string::npos)
+      << s.ToString();
+  EXPECT_TRUE(volume_->Fsync(victim).ok());
+  EXPECT_TRUE(volume_->Fsync(Resolve(*volume_, "/other")).ok());
+  // Writing the bytes again makes them readable again.
+  ASSERT_TRUE(volume_->Write(victim, 1 << 20, Bytes(fresh), WriteMode::kBehind).ok());
+  EXPECT_TRUE(volume_->Fsync(victim).ok());
+  EXPECT_EQ(ReadAll(*volume_, victim), std::string(1 << 20, 'v') + fresh);
+  // Or the file's next write reports it, once.
+  faults.FailNth(aio::FaultOp::kWrite, 1);
+  ASSERT_TRUE(volume_->Write(victim, 0, Bytes(std::string(8192, 'x')), WriteMode::kBehind).ok());
+  ASSERT_TRUE(volume_->Sync().ok());
+  EXPECT_EQ(volume_->Write(victim, 1 << 20, Bytes("y"), WriteMode::kBehind).status().code(), EIO);
+  EXPECT_TRUE(volume_->FlushErrors(victim).ok());
+  EXPECT_TRUE(volume_->Write(victim, 1 << 20, Bytes("y"), WriteMode::kBehind).ok());
+  EXPECT_TRUE(volume_->Close().ok());
+  volume_.reset();
 }
 
 TEST_F(VolumeTest, SequentialWritesStayInOneExtent) {

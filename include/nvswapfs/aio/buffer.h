@@ -76,6 +76,10 @@ class BufferPool {
 
   // Blocks until a buffer is free.
   Lease Acquire();
+  // Blocks until `n` buffers are free and takes them together (at most the
+  // pool's capacity), so that callers needing several cannot deadlock by each
+  // holding some.
+  std::vector<Lease> Acquire(size_t n);
   // Returns an invalid Lease when every buffer is out.
   Lease TryAcquire();
 

@@ -38,6 +38,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "nvswapfs/aio/buffer.h"
@@ -61,9 +62,24 @@ struct VolumeOptions {
   bool read_only = false;
   // Seconds between background commits; 0 disables them.
   uint32_t commit_interval_s = 5;
-  // 1 MiB aligned staging buffers for data transfers: the bound on the
-  // memory data transfers use, however much data moves.
-  size_t staging_buffers = 16;
+  // 1 MiB aligned staging buffers for data transfers in flight: with
+  // `tail_buffers`, the bound on the memory data transfers use, however much
+  // data moves.
+  size_t staging_buffers = 32;
+  // 1 MiB buffers gathering small sequential writes (one per file being
+  // written that way) into whole 1 MiB device writes.
+  size_t tail_buffers = 16;
+};
+
+// When a write reports its outcome.
+enum class WriteMode {
+  // Once its bytes have reached the device: a device error fails the write
+  // itself, and changes nothing.
+  kThrough,
+  // Once its bytes are copied and queued for the device (write-behind). A
+  // device error is reported by the next write, Fsync or FlushErrors of the
+  // same file, and the bytes it lost read as EIO until written again.
+  kBehind,
 };
 
 struct Attr {
@@ -168,12 +184,22 @@ class Volume {
   void ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out, TransferDone done);
   // Writes all of `data` at `offset` (any offset and length), or fails
   // having changed no metadata (ENOSPC, EFBIG, EIO, ...). `data` is copied
-  // before WriteAsync returns. `done` as for ReadAsync.
-  void WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
-                  TransferDone done);
+  // before WriteAsync returns. `done` as for ReadAsync; see WriteMode for
+  // when it runs. Small sequential writes are gathered in memory into whole
+  // 1 MiB device writes; reads, Fsync and every commit see them.
+  void WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data, TransferDone done,
+                  WriteMode mode = WriteMode::kThrough);
   // The same, waiting for the outcome.
   Result<size_t> Read(uint64_t ino, uint64_t offset, std::span<std::byte> out);
-  Result<size_t> Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data);
+  Result<size_t> Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
+                       WriteMode mode = WriteMode::kThrough);
+  // Reports (once) a write-behind failure of `ino` not yet reported, after
+  // waiting for its writes in flight; Ok when there is none.
+  Status FlushErrors(uint64_t ino);
+  // Changes whenever the bytes of `ino` may have changed (writes, truncate,
+  // fallocate): a cache of its bytes taken at one version is valid while the
+  // version stays the same.
+  uint64_t DataVersion(uint64_t ino);
   // mode: 0, FALLOC_FL_KEEP_SIZE, or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
   Status Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
   // Commits everything (see the crash-consistency rules above).
@@ -219,6 +245,64 @@ class Volume {
   Status PunchLocked(Inode& inode, uint64_t offset, uint64_t length);
   // Zeroes bytes [from, to) of one mapped, written block on the device.
   Status ZeroInBlock(uint64_t physical_block, uint32_t from, uint32_t to);
+
+  // --- Writes in flight and write-behind (volume_data.cc). A write is
+  // accepted under mu_ (blocks mapped and marked written, size updated) and
+  // registered in flight before its bytes are copied and submitted without
+  // mu_; its completion never takes mu_, so code holding mu_ may wait for it.
+  struct BlockRange {
+    uint64_t first = 0;
+    uint64_t end = 0;
+    bool Overlaps(const BlockRange& o) const { return first < o.end && o.first < end; }
+  };
+  struct WriteOp;
+  // Bytes of one file gathered in memory: file bytes [lo, hi) of the window
+  // starting at file byte `window`, at the same offsets in the buffer.
+  struct Tail {
+    aio::BufferPool::Lease lease;
+    uint64_t window = 0;
+    uint64_t lo = 0;
+    uint64_t hi = 0;
+    uint64_t last_used = 0;
+  };
+  struct WriteFailure {
+    uint64_t ino;
+    BlockRange blocks;
+    Status status;
+    bool report_later;  // write-behind: by the file's next write or fsync
+    bool unwrite;       // the blocks read as zeros again
+  };
+  // Makes every accepted write of `ino` (0: of every file) durable-ready:
+  // gathered bytes submitted, writes in flight finished, failures applied.
+  void QuiesceLocked(uint64_t ino);
+  // Submits the bytes gathered for `ino`, if any; DropTailLocked forgets them.
+  void FlushTailLocked(uint64_t ino);
+  void DropTailLocked(uint64_t ino);
+  // Waits for the writes in flight of `ino` that overlap `blocks` (ino 0:
+  // every write).
+  void WaitWritesLocked(uint64_t ino, BlockRange blocks);
+  // Turns finished failed writes into unwritten, lost ranges and an error
+  // to report.
+  void ReapWriteFailuresLocked();
+  // Fills bytes [from, to) of file block `block` in `dest` (the block's
+  // first byte) with what the file holds there: zeros if never written.
+  Status FillEdgeLocked(const std::vector<Segment>& segments, uint64_t block, std::byte* dest,
+                        size_t from, size_t to);
+  // Marks `blocks` written and registers them in flight; returns their
+  // mapping.
+  std::vector<Segment> AcceptBlocksLocked(Inode& inode, BlockRange blocks);
+  // Submits file blocks `blocks` of `ino` from `window_data` (the bytes of
+  // the file window starting at byte `window`).
+  void SubmitBlocks(const std::shared_ptr<WriteOp>& op, uint64_t ino,
+                    const std::vector<Segment>& segments, uint64_t window, std::byte* window_data,
+                    std::shared_ptr<aio::BufferPool::Lease> lease);
+  // `fresh`: the blocks were unwritten before this write.
+  void WriteDone(const std::shared_ptr<WriteOp>& op, uint64_t ino, BlockRange blocks, bool fresh,
+                 Status s);
+  void ReleaseWriteOp(const std::shared_ptr<WriteOp>& op);
+  // A buffer gathering `ino`'s bytes of the file window at `window`.
+  Tail* NewTailLocked(uint64_t ino, uint64_t window);
+  void BumpVersionLocked(uint64_t ino) { ++data_versions_[ino]; }
   void Unpin(uint64_t ino);
   void CommitLoop();
   static int64_t NowNs();
@@ -236,6 +320,7 @@ class Volume {
   const VolumeOptions options_;
   std::vector<std::string> notes_;
   std::unique_ptr<aio::BufferPool> staging_;
+  std::unique_ptr<aio::BufferPool> tail_pool_;
   std::unique_ptr<internal::IoGate[]> gates_;
   std::unique_ptr<internal::Executor> executor_;
 
@@ -258,6 +343,22 @@ class Volume {
   int transfers_ = 0;  // in flight; Close waits for none
   std::condition_variable transfers_done_;
   Status poisoned_;  // set when a commit failed: the volume turns read-only
+
+  // Write-behind state, guarded by mu_: bytes gathered per file, ranges a
+  // failed write lost (reads give EIO), the first unreported failure per
+  // file, data versions, and one block for read-modify-write.
+  std::unordered_map<uint64_t, std::unique_ptr<Tail>> tails_;
+  uint64_t tail_clock_ = 0;
+  std::unordered_map<uint64_t, std::vector<BlockRange>> lost_;
+  std::unordered_map<uint64_t, Status> write_errors_;
+  std::unordered_map<uint64_t, uint64_t> data_versions_;
+  aio::AlignedBuffer edge_block_;
+  // Writes in flight, guarded by inflight_mu_ (never held with anything else
+  // taken after it).
+  std::mutex inflight_mu_;
+  std::condition_variable inflight_done_;
+  std::unordered_multimap<uint64_t, BlockRange> inflight_;
+  std::vector<WriteFailure> failures_;
 
   std::condition_variable commit_wake_;
   bool stop_commit_thread_ = false;
