@@ -14,6 +14,7 @@ packages=(
   clang libclang-rt-14-dev               # libFuzzer targets of the on-device decoders
   e2fsprogs python3                      # tool tests: a foreign filesystem, JSON checks
   rsync python3-numpy python3-torch      # mount tests: the clients people use
+  fuse2fs python3-matplotlib             # tools/bench/compare.sh: ext4 through FUSE, the chart
 )
 
 missing=()

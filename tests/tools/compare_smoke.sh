@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# tools/bench/compare.sh in its quick mode, run the way a user runs it. It must
+# finish, unmount everything it mounted, remove its scratch directory, and
+# write a PNG and a JSON file that holds every case with a positive rate. The
+# figures themselves vary from run to run and are not checked.
+# Usage: compare_smoke.sh COMPARE_SH BIN_DIR
+set -euo pipefail
+compare=$1
+bin=$2
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
+  echo "compare smoke test: needs root and /dev/fuse, skipped"
+  exit 77
+fi
+out=$(mktemp -d)
+scratch=/var/tmp/nvswapfs-compare-smoke-$$-$RANDOM
+trap 'rm -rf "$out"' EXIT
+
+start=$(date +%s)
+"$compare" --bin "$bin" --dir "$scratch" --size 64M --files 500 --rss-size 256M \
+  --cold-files 2000 --plot "$out/compare.png" --json "$out/compare.json" ||
+  fail "compare.sh exited $?"
+echo "compare.sh took $(($(date +%s) - start)) s"
+
+[ ! -e "$scratch" ] || fail "the scratch directory $scratch was left behind"
+! grep -q " $scratch/" /proc/mounts || fail "something under $scratch is still mounted"
+for left in /dev/shm/nvswapfs-compare-*; do
+  if [ -e "$left" ]; then fail "$left was left in /dev/shm"; fi
+done
+[ -s "$out/compare.png" ] || fail "no PNG written"
+[ "$(head -c 8 "$out/compare.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+  fail "compare.png is not a PNG"
+
+/usr/bin/python3 - "$out/compare.json" <<'PY'
+import json, sys
+
+r = json.load(open(sys.argv[1]))
+assert "error" not in r, f"the run reports an error: {r['error']}"
+problems = []
+
+def positive(where, value):
+    if not isinstance(value, (int, float)) or not value > 0:
+        problems.append(f"{where}: {value!r}")
+
+for key in ("machine", "command", "date"):
+    assert key in r, f"missing {key}"
+for group in ("limit", "engine"):
+    for op in ("write", "read"):
+        positive(f"{group}.{op}", r.get(group, {}).get(op, {}).get("MBps"))
+cases = ("dd_fsync", "dd_direct", "cp", "fio_psync", "fio_libaio", "python")
+for case in cases:
+    for target in ("nvswapfs", "local", "fuse2fs"):
+        entry = r.get("clients", {}).get(case, {}).get(target)
+        if entry is None:
+            problems.append(f"clients.{case}.{target} missing")
+        elif "unsupported" in entry and target != "nvswapfs":
+            continue  # a foreign file system may refuse O_DIRECT; the run says so
+        else:
+            for op in ("write", "read"):
+                positive(f"clients.{case}.{target}.{op}", entry.get(op, {}).get("MBps"))
+shm = r.get("shm", {})
+for part in ("limit", "engine"):
+    for op in ("write", "read"):
+        positive(f"shm.{part}.{op}", shm.get(part, {}).get(op, {}).get("MBps"))
+for case in ("dd_fsync", "dd_direct", "fio_libaio"):
+    for op in ("write", "read"):
+        positive(f"shm.cases.{case}.{op}",
+                 shm.get("cases", {}).get(case, {}).get("nvswapfs", {}).get(op, {}).get("MBps"))
+for target in ("nvswapfs", "local", "fuse2fs"):
+    for op in ("create", "stat", "unlink"):
+        positive(f"meta.{target}.{op}", r.get("meta", {}).get(target, {}).get(op, {})
+                 .get("files_per_s"))
+for key in ("hwm_after_mount_MiB", "hwm_peak_MiB", "write_MBps", "read_MBps"):
+    positive(f"rss.{key}", r.get("rss", {}).get(key))
+cold = r.get("cold", {})
+positive("cold.mount_ms", cold.get("mount_ms"))
+if len(cold.get("mount_ms_runs", [])) != 3:
+    problems.append(f"cold.mount_ms_runs: {cold.get('mount_ms_runs')!r}")
+if cold.get("files") != 2000:
+    problems.append(f"cold.files: {cold.get('files')!r}")
+assert not problems, "missing or non-positive results:\n  " + "\n  ".join(problems)
+print("compare smoke test: every case present, all rates positive")
+PY
+echo "compare smoke test: all checks passed"

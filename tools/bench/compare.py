@@ -1,0 +1,1362 @@
+#!/usr/bin/python3
+"""Sequential I/O, metadata, memory and mount time of nvswapfs next to its references.
+
+On one backing storage (the file system that holds --dir), in one run:
+
+  limit     fio, libaio, direct=1, bs=1M, iodepth=32 on a pre-created image file:
+            the most that storage gives; every figure on it is divided by this
+  engine    nvswapfs-bench: the nvswapfs I/O engine alone on an image file
+  clients   dd (conv=fsync, and O_DIRECT), cp, fio psync, fio libaio direct and
+            Python writing and then reading a --size file, on three targets:
+              nvswapfs  an nvswapfs image file in --dir, mounted
+              local     a plain directory in --dir (the kernel's own file system)
+              fuse2fs   an ext4 image file in --dir, mounted with fuse2fs
+  shm       the limit, the engine and the nvswapfs image on /dev/shm (memory):
+            what is left is the software's own overhead
+  meta      create + 4 KiB write + close, stat, unlink of --files files
+  rss       the daemon's peak resident memory while --rss-size is written and
+            read back through the mount
+  cold      the time `nvswapfs IMAGE MOUNTPOINT` takes to return on a volume
+            holding --cold-files files, with a cold page cache
+
+The page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before
+every measured phase, so every read comes from the storage. MB/s means 10^6
+bytes per second. Run as root: tools/bench/compare.sh [options] (it installs
+what is missing and runs this file with /usr/bin/python3).
+"""
+
+import argparse
+import atexit
+import ctypes
+import datetime
+import errno
+import json
+import mmap
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+KIB = 1 << 10
+MIB = 1 << 20
+GIB = 1 << 30
+MB = 1e6  # every rate printed is in MB/s = 10^6 bytes per second
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GROUPS = ["limit", "engine", "clients", "shm", "meta", "rss", "cold"]
+TARGETS = ["nvswapfs", "local", "fuse2fs"]
+SHM_CAP = 2 * GIB       # the memory-backed cases move at most this much
+SHM_BUDGET = 6 * GIB    # what this script may keep in /dev/shm at once, roughly
+COLD_MOUNTS = 3         # cold mounts timed; the median is reported
+PER_DIR = 1000          # files per directory of the cold-mount volume
+
+
+class Failure(Exception):
+    """A measurement that could not be made; the message names the case."""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def parse_size(text):
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 512M, 2G)")
+    scale = {"": 1, "k": KIB, "m": MIB, "g": GIB, "t": 1 << 40}[m.group(2).lower()]
+    value = int(float(m.group(1)) * scale)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return value
+
+
+def human(nbytes):
+    for unit, scale in (("TiB", 1 << 40), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if nbytes >= scale:
+            return f"{round(nbytes / scale, 2):g} {unit}"
+    return f"{nbytes} B"
+
+
+def fmt_rate(x):
+    if x is None:
+        return "–"
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 1 else f"{x:.3f}"
+
+
+def fmt_ratio(x):
+    return "–" if x is None else f"{x:.2f}"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def say(*parts):
+    print(*parts, flush=True)
+
+
+def cmdline(cmd):
+    return " ".join(shlex.quote(str(c)) for c in cmd)
+
+
+def command_timeout(nbytes=0):
+    """Generous: only there so that a hung file system cannot hang the run."""
+    return 300 + nbytes / (2 * MB)
+
+
+def run(cmd, case, nbytes=0, check=True, env=None):
+    """Runs cmd; a non-zero exit raises Failure naming the case and the command."""
+    cmd = [str(c) for c in cmd]
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=command_timeout(nbytes), env=env)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{case}: `{cmdline(cmd)}` did not finish within "
+                      f"{command_timeout(nbytes):.0f} s")
+    except OSError as e:
+        raise Failure(f"{case}: cannot run `{cmdline(cmd)}`: {e}")
+    if check and p.returncode != 0:
+        tail = "\n".join((p.stderr.strip() or p.stdout.strip()).splitlines()[-15:])
+        raise Failure(f"{case}: `{cmdline(cmd)}` exited {p.returncode}" +
+                      (f":\n{tail}" if tail else ""))
+    return p
+
+
+def timed(cmd, case, nbytes=0):
+    start = time.monotonic()
+    p = run(cmd, case, nbytes)
+    return time.monotonic() - start, p
+
+
+def mounted_at(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 1 and fields[1].replace("\\040", " ") == path:
+                return True
+    return False
+
+
+def mounts_under(path):
+    path = os.path.realpath(path).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 1:
+                mp = fields[1].replace("\\040", " ")
+                if (mp + "/").startswith(path):
+                    found.append(mp)
+    return found
+
+
+def pids_with_arg(arg, programs):
+    """Processes whose command line holds arg and whose program is one of programs."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) in programs and arg in argv[1:]:
+            found.append(int(entry))
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def proc_status_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise Failure(f"no {field} in /proc/{pid}/status")
+
+
+def fio_json(text, case):
+    start = text.find("{")
+    if start < 0:
+        raise Failure(f"{case}: fio printed no JSON:\n{text[-2000:]}")
+    try:
+        return json.loads(text[start:])
+    except ValueError as e:
+        raise Failure(f"{case}: cannot parse fio's JSON: {e}")
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def sync_directory(path):
+    """syncfs() of the file system holding path, then fsync() of the directory itself
+    (a FUSE file system sees the latter: FUSE_FSYNCDIR)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _LIBC.syncfs(fd) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"syncfs: {os.strerror(e)}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def meminfo_kib(field):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+# The Python client: runs in its own /usr/bin/python3 process, writes or
+# reads the file in 64 KiB chunks through an unbuffered file object
+# (buffering=0: one write()/read() system call per chunk), fsyncs before
+# closing a written file, and prints the seconds from open to close and the
+# bytes moved.
+PY_CLIENT = r"""
+import os, sys, time
+path, op, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+CHUNK = 64 * 1024
+moved = 0
+if op == "write":
+    data = memoryview(os.urandom(CHUNK))
+    start = time.monotonic()
+    with open(path, "wb", buffering=0) as f:
+        while moved < size:
+            piece = data[: min(CHUNK, size - moved)]
+            done = 0
+            while done < len(piece):
+                n = f.write(piece[done:])
+                if not n:
+                    sys.exit("write returned 0")
+                done += n
+            moved += done
+        os.fsync(f.fileno())
+else:
+    buf = memoryview(bytearray(CHUNK))
+    start = time.monotonic()
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            moved += n
+print(f"{time.monotonic() - start:.9f} {moved}")
+"""
+
+
+# ---------------------------------------------------------------- the run
+
+
+class Compare:
+    def __init__(self, args):
+        self.args = args
+        self.bin = os.path.abspath(args.bin)
+        self.size = args.size
+        self.shm_size = min(args.size, SHM_CAP)
+        self.notes = []
+        self.mounts = []          # live mounts, unmounted in reverse order on exit
+        self.cleaned = False
+        self.dir = os.path.abspath(args.dir)
+        self.made_dir = False
+        self.shm_dir = None
+        self.results = {
+            "command": cmdline([sys.executable] + sys.argv),
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "units": "MB/s = 10^6 bytes/s; files/s; MiB; ms",
+            "size": self.size,
+            "shm_size": self.shm_size,
+            "files": args.files,
+            "rss_size": args.rss_size,
+            "cold_files": args.cold_files,
+            "repeat": args.repeat,
+            "groups": args.groups,
+            "targets": args.targets,
+            "notes": self.notes,
+        }
+        self.can_drop = True
+
+    # ---------------------------------------------------------- set-up
+
+    def note(self, text):
+        if text not in self.notes:
+            self.notes.append(text)
+            say(f"note: {text}")
+
+    def tool(self, name):
+        return os.path.join(self.bin, name)
+
+    def check_tools(self):
+        needed = set()
+        if "engine" in self.args.groups or "shm" in self.args.groups:
+            needed.add("nvswapfs-bench")
+        groups = set(self.args.groups)
+        if ("nvswapfs" in self.args.targets and {"clients", "meta"} & groups) or \
+                {"shm", "rss", "cold"} & groups:
+            needed |= {"nvswapfs", "mkfs.nvswapfs", "fsck.nvswapfs"}
+        if "cold" in self.args.groups:
+            needed.add("nvswapfs-scale-bench")
+        missing = [t for t in sorted(needed) if not os.access(self.tool(t), os.X_OK)]
+        if missing:
+            raise Failure(f"set-up: {', '.join(missing)} not found in {self.bin} "
+                          f"(build with scripts/build.sh release, or point --bin at the programs)")
+        programs = ["fio", "dd", "cp", "sync", "cmp", "fusermount3", "df"]
+        if "fuse2fs" in self.args.targets and {"clients", "meta"} & groups:
+            programs += ["fuse2fs", "mkfs.ext4"]
+        gone = [p for p in programs if shutil.which(p) is None]
+        if gone:
+            raise Failure(f"set-up: {', '.join(gone)} not installed (tools/bench/compare.sh "
+                          f"installs what is missing)")
+        if os.geteuid() != 0:
+            self.note("not running as root: mounting and dropping the page cache may fail")
+
+    def make_dirs(self):
+        if os.path.exists(self.dir):
+            if not os.path.isdir(self.dir) or os.listdir(self.dir):
+                raise Failure(f"set-up: {self.dir} exists and is not an empty directory; "
+                              f"remove it or choose another --dir (this script deletes its --dir "
+                              f"when it is done)")
+        else:
+            os.makedirs(self.dir)
+        self.made_dir = True
+        os.makedirs(os.path.join(self.dir, "local"))
+        self.shm_dir = f"/dev/shm/nvswapfs-compare-{os.getpid()}"
+        os.makedirs(self.shm_dir)
+
+    def describe_machine(self):
+        cpu = "unknown CPU"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        ram = meminfo_kib("MemTotal") * KIB
+        source = run(["findmnt", "-no", "SOURCE,FSTYPE", "--target", self.dir], "machine",
+                     check=False).stdout.split()
+        device = source[0] if source else "?"
+        fstype = source[1] if len(source) > 1 else "?"
+        df = run(["df", "-h", self.dir], "machine").stdout.rstrip()
+        df_shm = run(["df", "-h", "/dev/shm"], "machine").stdout.rstrip().splitlines()[-1]
+        fio_version = run(["fio", "--version"], "machine").stdout.strip()
+        machine = {
+            "cpu": cpu,
+            "nproc": os.cpu_count(),
+            "ram_bytes": ram,
+            "kernel": platform.release(),
+            "device": device,
+            "fstype": fstype,
+            "df": df,
+            "df_shm": df_shm,
+            "fio": fio_version,
+            "hostname": platform.node(),
+        }
+        self.results["machine"] = machine
+        say(f"command: {self.results['command']}")
+        say(f"date:    {self.results['date']}")
+        say(f"machine: {cpu}, nproc {machine['nproc']}, {ram / GIB:.1f} GiB RAM, "
+            f"kernel {machine['kernel']}, {machine['fio']}")
+        say(f"storage: {self.dir} on {device} ({fstype})")
+        for line in df.splitlines():
+            say(f"  {line}")
+        say(f"  {df_shm}")
+        say(f"binaries: {self.bin}")
+        say(f"size {human(self.size)} (memory-backed: {human(self.shm_size)}), files "
+            f"{self.args.files}, rss-size {human(self.args.rss_size)}, cold-files "
+            f"{self.args.cold_files}, repeat {self.args.repeat}")
+        say(f"groups: {', '.join(self.args.groups)}; targets: {', '.join(self.args.targets)}")
+        say("")
+
+    def check_space(self):
+        st = os.statvfs(self.dir)
+        free = st.f_bavail * st.f_frsize
+        groups = set(self.args.groups)
+        need = 0
+        if "clients" in groups:
+            # one file per target at a time; the image files keep what was written
+            need = max(need, 2 * self.size * len(self.args.targets) + self.size)
+        if {"limit", "engine"} & groups:
+            need = max(need, self.size)
+        if "rss" in groups:
+            need = max(need, self.args.rss_size)
+        need += GIB
+        if free < need:
+            raise Failure(f"set-up: {self.dir} has {human(free)} free, this run needs about "
+                          f"{human(need)}; use a smaller --size/--rss-size or another --dir")
+        if "shm" in groups:
+            shm = os.statvfs("/dev/shm")
+            shm_free = shm.f_bavail * shm.f_frsize
+            if shm_free < 2 * self.shm_size + GIB:
+                raise Failure(f"set-up: /dev/shm has {human(shm_free)} free, the memory-backed "
+                              f"cases need about {human(2 * self.shm_size + GIB)} "
+                              f"(or --skip shm)")
+
+    def make_source(self):
+        """The data written by dd and cp: random bytes, generated once, outside the timing."""
+        shm = os.statvfs("/dev/shm")
+        shm_free = shm.f_bavail * shm.f_frsize
+        fits = (self.size <= 4 * GIB and self.size <= meminfo_kib("MemAvailable") * KIB // 4
+                and 2 * self.size + self.shm_size + GIB <= shm_free)
+        if fits:
+            self.source = os.path.join(self.shm_dir, "source.bin")
+            self.dd_source = self.source
+            self.cp_out = os.path.join(self.shm_dir, "cp-out.bin")
+            where = "/dev/shm"
+        else:
+            # Too big for memory: dd writes zeros, cp copies a file on the storage itself.
+            self.source = os.path.join(self.dir, "source.bin")
+            self.dd_source = "/dev/zero"
+            self.cp_out = "/dev/null"
+            where = "the storage under test (too big for /dev/shm)"
+        need_source = "clients" in self.args.groups or "shm" in self.args.groups
+        if not need_source:
+            return
+        say(f"generating the source file ({human(self.size)} of random bytes) in {where} ...")
+        block = os.urandom(MIB)
+        with open(self.source, "wb") as f:
+            for i in range(self.size // MIB):
+                # each MiB differs, so a block written to the wrong place is found
+                f.write(i.to_bytes(8, "little") + block[8:])
+            rest = self.size % MIB
+            if rest:
+                f.write(block[:rest])
+        self.results["source"] = {"path": self.source, "dd_reads": self.dd_source,
+                                  "cp_reads_back_to": self.cp_out}
+        if self.dd_source == "/dev/zero":
+            self.note("dd writes read /dev/zero (the source file does not fit in /dev/shm)")
+
+    def drop_caches(self):
+        os.sync()
+        if not self.can_drop:
+            return
+        try:
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
+        except OSError as e:
+            self.can_drop = False
+            self.note(f"cannot drop the page cache ({e.strerror}): reads may come from memory, "
+                      f"run as root")
+
+    # ---------------------------------------------------------- mounts
+
+    def mkfs_nvswapfs(self, image, size):
+        if os.path.exists(image):
+            os.unlink(image)
+        run([self.tool("mkfs.nvswapfs"), "-f", "-L", "compare", "--size", size, image],
+            f"mkfs.nvswapfs {image}")
+
+    def mount_nvswapfs(self, image, mnt, name):
+        os.makedirs(mnt, exist_ok=True)
+        log = os.path.join(self.dir, f"{name}.log")
+        cmd = [self.tool("nvswapfs"), "-o", f"log={log}", image, mnt]
+        return self._mount(cmd, image, mnt, f"mount nvswapfs ({name})", ["nvswapfs"], log)
+
+    def mount_fuse2fs(self, image, mnt):
+        os.makedirs(mnt, exist_ok=True)
+        return self._mount(["fuse2fs", image, mnt], image, mnt, "mount fuse2fs", ["fuse2fs"],
+                           None)
+
+    def _mount(self, cmd, image, mnt, case, programs, log):
+        if mounted_at(mnt):
+            raise Failure(f"{case}: {mnt} is already a mount point")
+        start = time.monotonic()
+        p = run(cmd, case, check=False)
+        seconds = time.monotonic() - start
+        if p.returncode != 0:
+            detail = (p.stderr.strip() or p.stdout.strip())
+            if log and os.path.exists(log):
+                with open(log, errors="replace") as f:
+                    detail += "\n" + "".join(f.readlines()[-10:])
+            raise Failure(f"{case}: `{cmdline(cmd)}` exited {p.returncode}: {detail.strip()}")
+        if not mounted_at(mnt):
+            raise Failure(f"{case}: `{cmdline(cmd)}` returned but {mnt} is not mounted")
+        m = {"mnt": mnt, "image": image, "case": case, "pid": None, "log": log}
+        self.mounts.append(m)
+        deadline = time.monotonic() + 5
+        while True:
+            pids = [p for p in pids_with_arg(image, programs) if alive(p)]
+            if len(pids) == 1:
+                m["pid"] = pids[0]
+                break
+            if time.monotonic() > deadline:
+                raise Failure(f"{case}: cannot tell the daemon serving {mnt} "
+                              f"(processes with {image}: {pids or 'none'})")
+            time.sleep(0.05)
+        return seconds, m
+
+    def unmount(self, m, quiet=False):
+        """fusermount3 -u, then waits until the daemon has written everything and exited."""
+        if m not in self.mounts:
+            return
+        mnt = m["mnt"]
+        deadline = time.monotonic() + 30
+        err = ""
+        while mounted_at(mnt):
+            p = subprocess.run(["fusermount3", "-u", mnt], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+            if p.returncode == 0:
+                break
+            err = p.stderr.strip()
+            if time.monotonic() > deadline:
+                subprocess.run(["fusermount3", "-uz", mnt], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                self.mounts.remove(m)
+                msg = f"unmount {mnt}: busy for 30 s ({err}); detached it lazily"
+                if quiet:
+                    print(f"warning: {msg}", file=sys.stderr)
+                    return
+                raise Failure(msg)
+            time.sleep(0.2)
+        self.mounts.remove(m)
+        pid = m["pid"]
+        if pid is None:
+            return
+        deadline = time.monotonic() + 600
+        while alive(pid):
+            if time.monotonic() > deadline:
+                msg = f"unmount {mnt}: the daemon (pid {pid}) did not exit within 600 s"
+                if quiet:
+                    print(f"warning: {msg}", file=sys.stderr)
+                    return
+                raise Failure(msg)
+            time.sleep(0.05)
+
+    def fsck_nvswapfs(self, image, case):
+        p = run([self.tool("fsck.nvswapfs"), "-n", image], f"fsck after {case}", check=False)
+        if p.returncode != 0:
+            raise Failure(f"fsck after {case}: fsck.nvswapfs -n {image} exited {p.returncode}:\n"
+                          f"{(p.stdout + p.stderr).strip()[-2000:]}")
+
+    def cleanup(self):
+        if self.cleaned:
+            return
+        self.cleaned = True
+        for m in reversed(list(self.mounts)):
+            try:
+                self.unmount(m, quiet=True)
+            except Exception as e:  # keep cleaning up whatever happens
+                print(f"warning: unmounting {m['mnt']}: {e}", file=sys.stderr)
+        if self.shm_dir and os.path.isdir(self.shm_dir):
+            shutil.rmtree(self.shm_dir, ignore_errors=True)
+        if self.made_dir and os.path.isdir(self.dir):
+            left = mounts_under(self.dir)
+            if left:
+                print(f"warning: {', '.join(left)} still mounted; left {self.dir} in place",
+                      file=sys.stderr)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---------------------------------------------------------- fio
+
+    def fio(self, case, path, rw, nbytes, engine, direct, iodepth, end_fsync=False):
+        """One fio job; returns MB/s from fio's own byte count and run time."""
+        cmd = ["fio", "--name=compare", f"--filename={path}", f"--rw={rw}", "--bs=1M",
+               f"--size={nbytes}", f"--ioengine={engine}", f"--direct={1 if direct else 0}",
+               f"--iodepth={iodepth}", "--fallocate=none", "--output-format=json"]
+        if end_fsync:
+            cmd.append("--end_fsync=1")
+        wall, p = timed(cmd, case, nbytes)
+        job = fio_json(p.stdout, case)["jobs"][0]
+        if job.get("error"):
+            raise Failure(f"{case}: fio reports error {job['error']}")
+        side = job["write" if rw == "write" else "read"]
+        moved, ms = side["io_bytes"], side["runtime"]
+        if moved != nbytes:
+            raise Failure(f"{case}: fio moved {moved} bytes, expected {nbytes}")
+        # fio's run time includes end_fsync; it leaves out fio's own start-up
+        seconds = ms / 1000 if ms > 0 else wall
+        return {"MBps": moved / seconds / MB, "seconds": seconds, "wall_seconds": wall}
+
+    def limit_on(self, path, nbytes, label):
+        """fio libaio direct QD32 on a pre-created file: write, drop caches, read."""
+        with open(path, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, nbytes)
+        out = {"write": [], "read": []}
+        for _ in range(self.args.repeat):
+            self.drop_caches()
+            out["write"].append(self.fio(f"{label} write", path, "write", nbytes, "libaio", True,
+                                         32))
+            self.drop_caches()
+            out["read"].append(self.fio(f"{label} read", path, "read", nbytes, "libaio", True, 32))
+        os.unlink(path)
+        return {op: summarize(runs) for op, runs in out.items()}
+
+    def engine_on(self, path, nbytes, label):
+        out = {}
+        for op in ("write", "read"):
+            self.drop_caches()
+            case = f"{label} {op}"
+            p = run([self.tool("nvswapfs-bench"), "--file", path, "--size", str(nbytes), "--op",
+                     op, "--json", "--repeat", str(self.args.repeat)], case, 2 * nbytes)
+            rows = [json.loads(line) for line in p.stdout.splitlines()
+                    if line.strip().startswith("{")]
+            if not rows or "engine_MiBps" not in rows[-1]:
+                raise Failure(f"{case}: nvswapfs-bench printed no JSON result:\n{p.stdout[-1000:]}")
+            row = rows[-1]
+            runs = [r * MIB / MB for r in row.get("engine_runs_MiBps", [row["engine_MiBps"]])]
+            out[op] = {"MBps": row["engine_MiBps"] * MIB / MB, "runs_MBps": runs,
+                       "engine_MiBps": row["engine_MiBps"], "bench": row}
+        os.unlink(path)
+        return out
+
+    # ---------------------------------------------------------- client cases
+
+    def dd_write(self, case, path, nbytes, direct):
+        count = nbytes // MIB
+        flag = "oflag=direct" if direct else "conv=fsync"
+        cmd = ["dd", f"if={self.dd_source}", f"of={path}", "bs=1M", f"count={count}",
+               "iflag=fullblock", flag]
+        seconds, p = timed(cmd, case, nbytes)
+        self.check_dd(case, p, nbytes)
+        return {"MBps": nbytes / seconds / MB, "seconds": seconds}
+
+    def dd_read(self, case, path, nbytes, direct):
+        cmd = ["dd", f"if={path}", "of=/dev/null", "bs=1M"] + (["iflag=direct"] if direct else [])
+        seconds, p = timed(cmd, case, nbytes)
+        self.check_dd(case, p, nbytes)
+        return {"MBps": nbytes / seconds / MB, "seconds": seconds}
+
+    @staticmethod
+    def check_dd(case, p, nbytes):
+        m = re.search(r"^(\d+) bytes", p.stderr, re.M)
+        if not m or int(m.group(1)) != nbytes:
+            raise Failure(f"{case}: dd moved {m.group(1) if m else '?'} bytes, expected {nbytes}:"
+                          f"\n{p.stderr.strip()}")
+
+    def cp_write(self, case, path, nbytes):
+        if nbytes != self.size:
+            raise Failure(f"{case}: cp copies the whole source ({self.size} bytes)")
+        start = time.monotonic()
+        run(["cp", self.source, path], case, nbytes)
+        run(["sync", path], case)  # fsync of the copy
+        seconds = time.monotonic() - start
+        return {"MBps": nbytes / seconds / MB, "seconds": seconds}
+
+    def cp_read(self, case, path, nbytes):
+        start = time.monotonic()
+        run(["cp", path, self.cp_out], case, nbytes)
+        seconds = time.monotonic() - start
+        size = os.path.getsize(self.cp_out) if self.cp_out != "/dev/null" else nbytes
+        if self.cp_out != "/dev/null":
+            os.unlink(self.cp_out)
+        if size != nbytes:
+            raise Failure(f"{case}: cp copied {size} bytes, expected {nbytes}")
+        return {"MBps": nbytes / seconds / MB, "seconds": seconds}
+
+    def py_client(self, case, path, nbytes, op):
+        p = run(["/usr/bin/python3", "-c", PY_CLIENT, path, op, str(nbytes)], case, nbytes)
+        try:
+            seconds, moved = p.stdout.split()
+            seconds, moved = float(seconds), int(moved)
+        except ValueError:
+            raise Failure(f"{case}: unexpected output from the Python client: {p.stdout!r}")
+        if moved != nbytes:
+            raise Failure(f"{case}: the Python client moved {moved} bytes, expected {nbytes}")
+        return {"MBps": nbytes / seconds / MB, "seconds": seconds}
+
+    def client_cases(self, shm=False):
+        """(key, write label, read label, write fn, read fn, needs O_DIRECT, what was written
+        (for cmp after reading back) or None)"""
+        cases = [
+            ("dd_fsync", "dd bs=1M conv=fsync", "dd bs=1M",
+             lambda c, p, n: self.dd_write(c, p, n, False),
+             lambda c, p, n: self.dd_read(c, p, n, False), False, self.dd_source),
+            ("dd_direct", "dd bs=1M oflag=direct", "dd bs=1M iflag=direct",
+             lambda c, p, n: self.dd_write(c, p, n, True),
+             lambda c, p, n: self.dd_read(c, p, n, True), True, self.dd_source),
+            ("cp", "cp, then sync FILE", "cp to " +
+             ("/dev/shm" if self.cp_out.startswith("/dev/shm") else "/dev/null"),
+             self.cp_write, self.cp_read, False, self.source),
+            ("fio_psync", "fio psync bs=1M end_fsync=1", "fio psync bs=1M",
+             lambda c, p, n: self.fio(c, p, "write", n, "psync", False, 1, end_fsync=True),
+             lambda c, p, n: self.fio(c, p, "read", n, "psync", False, 1), False, None),
+            ("fio_libaio", "fio libaio direct=1 bs=1M QD32", "fio libaio direct=1 bs=1M QD32",
+             lambda c, p, n: self.fio(c, p, "write", n, "libaio", True, 32),
+             lambda c, p, n: self.fio(c, p, "read", n, "libaio", True, 32), True, None),
+            ("python", "python 64 KiB writes + fsync", "python 64 KiB reads",
+             lambda c, p, n: self.py_client(c, p, n, "write"),
+             lambda c, p, n: self.py_client(c, p, n, "read"), False, None),
+        ]
+        if shm:
+            keep = ("dd_fsync", "dd_direct", "fio_libaio")
+            cases = [c for c in cases if c[0] in keep]
+        return cases
+
+    def verify(self, case, path, nbytes, ref):
+        """cmp against what dd/cp wrote, outside the timing (caches dropped first)."""
+        self.drop_caches()
+        if os.path.getsize(path) != nbytes:
+            raise Failure(f"{case}: the file has {os.path.getsize(path)} bytes, expected {nbytes}")
+        p = run(["cmp", "-n", str(nbytes), path, ref], f"{case} (verify)", nbytes, check=False)
+        if p.returncode != 0:
+            raise Failure(f"{case}: what was read back differs from what was written "
+                          f"({(p.stdout + p.stderr).strip()})")
+
+    @staticmethod
+    def direct_io_works(directory):
+        """Whether the file system takes O_DIRECT opens and aligned 1 MiB writes."""
+        probe = os.path.join(directory, ".compare-odirect-probe")
+        buf = mmap.mmap(-1, MIB)
+        try:
+            fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_DIRECT, 0o644)
+            try:
+                os.write(fd, buf)
+            finally:
+                os.close(fd)
+            return True, ""
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+                return False, e.strerror
+            raise Failure(f"O_DIRECT probe in {directory}: {e}")
+        finally:
+            buf.close()
+            if os.path.exists(probe):
+                os.unlink(probe)
+
+    def run_cases(self, cases, targets, nbytes, group):
+        """Every case on every target: write, drop caches, read; targets alternate."""
+        out = {key: {} for key, *_ in cases}
+        direct_ok = {}
+        for name, directory in targets.items():
+            ok, why = self.direct_io_works(directory)
+            direct_ok[name] = ok
+            if not ok:
+                self.note(f"{name} refuses O_DIRECT ({why}): its direct cases are skipped")
+        for key, wlabel, rlabel, write, read, direct, written in cases:
+            runs = {name: {"write": [], "read": []} for name in targets}
+            for rep in range(self.args.repeat):
+                for name, directory in targets.items():
+                    if direct and not direct_ok[name]:
+                        continue
+                    path = os.path.join(directory, "compare.dat")
+                    if os.path.exists(path):
+                        os.unlink(path)
+                    self.drop_caches()
+                    w = write(f"{group} {name} {key} write", path, nbytes)
+                    self.drop_caches()
+                    r = read(f"{group} {name} {key} read", path, nbytes)
+                    runs[name]["write"].append(w)
+                    runs[name]["read"].append(r)
+                    say(f"  {group:8} {name:9} {key:11} write {fmt_rate(w['MBps']):>7} MB/s   "
+                        f"read {fmt_rate(r['MBps']):>7} MB/s")
+                    if written and rep == 0:
+                        self.verify(f"{group} {name} {key}", path, nbytes, written)
+                    os.unlink(path)
+            for name in targets:
+                if direct and not direct_ok[name]:
+                    out[key][name] = {"unsupported": "O_DIRECT refused"}
+                else:
+                    out[key][name] = {op: summarize(runs[name][op]) for op in ("write", "read")}
+            out[key]["labels"] = {"write": wlabel, "read": rlabel}
+        return out
+
+    # ---------------------------------------------------------- groups
+
+    def nvswapfs_image_size(self):
+        return max(3 * self.size + GIB, int(self.args.rss_size * 1.1) + GIB)
+
+    def target_mounts(self):
+        """Mounts the targets; returns ({name: directory}, [mounts], {name: image})."""
+        dirs, mounts, images = {}, [], {}
+        for name in self.args.targets:
+            if name == "nvswapfs":
+                image = os.path.join(self.dir, "nvswapfs.img")
+                self.mkfs_nvswapfs(image, str(self.nvswapfs_image_size()))
+                _, m = self.mount_nvswapfs(image, os.path.join(self.dir, "mnt-nvswapfs"),
+                                           "nvswapfs")
+                dirs[name], images[name] = m["mnt"], image
+                mounts.append(m)
+            elif name == "local":
+                dirs[name] = os.path.join(self.dir, "local")
+            elif name == "fuse2fs":
+                image = os.path.join(self.dir, "ext4.img")
+                with open(image, "wb") as f:
+                    f.truncate(3 * self.size + GIB)
+                run(["mkfs.ext4", "-F", "-q", image], "mkfs.ext4 for fuse2fs")
+                _, m = self.mount_fuse2fs(image, os.path.join(self.dir, "mnt-fuse2fs"))
+                dirs[name], images[name] = m["mnt"], image
+                mounts.append(m)
+        return dirs, mounts, images
+
+    def daemon_stats(self, m, case):
+        """The mount-wide counters; a daemon that counted failed operations is pointed out."""
+        try:
+            text = os.getxattr(m["mnt"], "user.nvswapfs.stats").decode(errors="replace").strip()
+        except OSError as e:
+            self.note(f"cannot read user.nvswapfs.stats after {case}: {e.strerror}")
+            return
+        self.results.setdefault("daemon_stats", {})[case] = text
+        fields = dict(kv.split("=", 1) for kv in text.split() if "=" in kv)
+        for key in ("errors", "engine_failed"):
+            if fields.get(key, "0") not in ("0", ""):
+                self.note(f"the nvswapfs daemon counted {key}={fields[key]} during {case}")
+
+    def print_daemon_logs(self):
+        if not os.path.isdir(self.dir):
+            return
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith(".log"):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    lines = f.readlines()[-10:]
+                if lines:
+                    print(f"--- last lines of {name}:", file=sys.stderr)
+                    sys.stderr.write("".join(lines))
+
+    def release_targets(self, mounts, images, case):
+        for m in mounts:
+            if m["image"] == images.get("nvswapfs"):
+                self.daemon_stats(m, case)
+            self.unmount(m)
+        if "nvswapfs" in images:
+            self.fsck_nvswapfs(images["nvswapfs"], case)
+        for image in images.values():
+            os.unlink(image)
+
+    def group_limit(self):
+        say(f"limit: fio libaio direct=1 bs=1M iodepth=32, {human(self.size)} image file in "
+            f"{self.dir}")
+        r = self.limit_on(os.path.join(self.dir, "limit.img"), self.size, "limit")
+        self.results["limit"] = r
+        say(f"  limit    write {fmt_rate(r['write']['MBps'])} MB/s   read "
+            f"{fmt_rate(r['read']['MBps'])} MB/s")
+
+    def group_engine(self):
+        say(f"engine: nvswapfs-bench --size {human(self.size)} on an image file in {self.dir}")
+        r = self.engine_on(os.path.join(self.dir, "engine.img"), self.size, "engine")
+        self.results["engine"] = r
+        say(f"  engine   write {fmt_rate(r['write']['MBps'])} MB/s   read "
+            f"{fmt_rate(r['read']['MBps'])} MB/s")
+
+    def group_clients(self):
+        say(f"clients: {human(self.size)} written then read, on {', '.join(self.args.targets)}")
+        dirs, mounts, images = self.target_mounts()
+        self.results["clients"] = self.run_cases(self.client_cases(), dirs, self.size, "clients")
+        self.release_targets(mounts, images, "the client cases")
+
+    def group_shm(self):
+        n = self.shm_size
+        say(f"memory-backed: {human(n)} on /dev/shm")
+        out = {"limit": self.limit_on(os.path.join(self.shm_dir, "limit.img"), n, "shm limit")}
+        say(f"  shm      limit    write {fmt_rate(out['limit']['write']['MBps'])} MB/s   read "
+            f"{fmt_rate(out['limit']['read']['MBps'])} MB/s")
+        out["engine"] = self.engine_on(os.path.join(self.shm_dir, "engine.img"), n, "shm engine")
+        say(f"  shm      engine   write {fmt_rate(out['engine']['write']['MBps'])} MB/s   read "
+            f"{fmt_rate(out['engine']['read']['MBps'])} MB/s")
+        image = os.path.join(self.shm_dir, "nvswapfs.img")
+        self.mkfs_nvswapfs(image, str(2 * n + 512 * MIB))
+        _, m = self.mount_nvswapfs(image, os.path.join(self.dir, "mnt-shm"), "nvswapfs-shm")
+        out["cases"] = self.run_cases(self.client_cases(shm=True), {"nvswapfs": m["mnt"]}, n,
+                                      "shm")
+        self.daemon_stats(m, "the memory-backed cases")
+        self.unmount(m)
+        self.fsck_nvswapfs(image, "the memory-backed cases")
+        out["shm_image_bytes_used"] = os.stat(image).st_blocks * 512
+        os.unlink(image)
+        self.results["shm"] = out
+
+    def group_meta(self):
+        files = self.args.files
+        say(f"metadata: {files} files in one directory, on {', '.join(self.args.targets)}")
+        dirs, mounts, images = self.target_mounts()
+        runs = {name: {"create": [], "stat": [], "unlink": []} for name in dirs}
+        payload = os.urandom(4 * KIB)
+        for rep in range(self.args.repeat):
+            for name, base in dirs.items():
+                d = os.path.join(base, f"meta-{rep}")
+                os.mkdir(d)
+                paths = [os.path.join(d, f"f{i:07d}") for i in range(files)]
+                case = f"metadata {name}"
+                self.drop_caches()
+                try:
+                    start = time.monotonic()
+                    for path in paths:
+                        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                        try:
+                            if os.write(fd, payload) != len(payload):
+                                raise Failure(f"{case} create: short write to {path}")
+                        finally:
+                            os.close(fd)
+                    sync_directory(d)
+                    create = time.monotonic() - start
+                    self.drop_caches()
+                    start = time.monotonic()
+                    for path in paths:
+                        if os.stat(path).st_size != len(payload):
+                            raise Failure(f"{case} stat: {path} has the wrong size")
+                    stat = time.monotonic() - start
+                    self.drop_caches()
+                    start = time.monotonic()
+                    for path in paths:
+                        os.unlink(path)
+                    sync_directory(d)
+                    unlink = time.monotonic() - start
+                except OSError as e:
+                    raise Failure(f"{case}: {e}")
+                if os.listdir(d):
+                    raise Failure(f"{case}: the directory is not empty after unlinking every file")
+                os.rmdir(d)
+                for op, seconds in (("create", create), ("stat", stat), ("unlink", unlink)):
+                    runs[name][op].append(files / seconds)
+                say(f"  meta     {name:9} create {files / create:9.0f}/s   stat "
+                    f"{files / stat:9.0f}/s   unlink {files / unlink:9.0f}/s")
+        self.results["meta"] = {
+            name: {op: {"files_per_s": median(v), "runs": v} for op, v in ops.items()}
+            for name, ops in runs.items()}
+        self.release_targets(mounts, images, "the metadata cases")
+
+    def group_rss(self):
+        n = self.args.rss_size
+        say(f"rss: {human(n)} written (dd bs=1M conv=fsync, from /dev/zero) and read back "
+            f"(dd bs=1M) through a mount")
+        image = os.path.join(self.dir, "rss.img")
+        self.mkfs_nvswapfs(image, str(self.nvswapfs_image_size()))
+        _, m = self.mount_nvswapfs(image, os.path.join(self.dir, "mnt-rss"), "nvswapfs-rss")
+        pid = m["pid"]
+        after_mount = proc_status_kib(pid, "VmHWM")
+        path = os.path.join(m["mnt"], "rss.dat")
+        count = n // MIB
+        self.drop_caches()
+        seconds, p = timed(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={count}",
+                            "conv=fsync"], "rss write", n)
+        self.check_dd("rss write", p, count * MIB)
+        write = count * MIB / seconds / MB
+        after_write = proc_status_kib(pid, "VmHWM")
+        self.drop_caches()
+        seconds, p = timed(["dd", f"if={path}", "of=/dev/null", "bs=1M"], "rss read", n)
+        self.check_dd("rss read", p, count * MIB)
+        read = count * MIB / seconds / MB
+        peak = proc_status_kib(pid, "VmHWM")
+        rss_now = proc_status_kib(pid, "VmRSS")
+        os.unlink(path)
+        self.daemon_stats(m, "the rss case")
+        self.unmount(m)
+        self.fsck_nvswapfs(image, "the rss case")
+        os.unlink(image)
+        r = {"bytes": count * MIB, "pid": pid, "hwm_after_mount_MiB": after_mount / KIB,
+             "hwm_after_write_MiB": after_write / KIB, "hwm_peak_MiB": peak / KIB,
+             "rss_at_end_MiB": rss_now / KIB, "write_MBps": write, "read_MBps": read}
+        self.results["rss"] = r
+        say(f"  rss      after mount {r['hwm_after_mount_MiB']:.1f} MiB, peak "
+            f"{r['hwm_peak_MiB']:.1f} MiB (write {fmt_rate(write)} MB/s, read "
+            f"{fmt_rate(read)} MB/s)")
+
+    def scale_bench_keeps(self):
+        p = run([self.tool("nvswapfs-scale-bench"), "--help"], "cold: nvswapfs-scale-bench --help",
+                check=False)
+        return "--keep" in p.stdout
+
+    def group_cold(self):
+        files = self.args.cold_files
+        image = os.path.join(self.dir, "cold.img")
+        mnt = os.path.join(self.dir, "mnt-cold")
+        out = {"files": files, "per_dir": PER_DIR}
+        start = time.monotonic()
+        if self.scale_bench_keeps():
+            say(f"cold mount: building a volume of {files} files with nvswapfs-scale-bench --keep")
+            p = run([self.tool("nvswapfs-scale-bench"), "--files", str(files), "--per-dir",
+                     str(PER_DIR), "--keep", image], "cold: nvswapfs-scale-bench --keep",
+                    files * 64 * KIB)
+            out["populated_by"] = "nvswapfs-scale-bench --keep"
+            m = re.search(r"open after a clean close: (\d+(?:\.\d+)?) ms", p.stdout)
+            if m:
+                out["volume_open_in_process_ms"] = float(m.group(1))
+        else:
+            self.note("nvswapfs-scale-bench has no --keep: the cold-mount volume is filled "
+                      "through a mount")
+            say(f"cold mount: creating {files} files through a mount")
+            self.mkfs_nvswapfs(image, str(max(4 * GIB, files * 128 * KIB)))
+            _, m = self.mount_nvswapfs(image, mnt, "nvswapfs-cold")
+            payload = b"x" * (4 * KIB)
+            try:
+                for i in range(files):
+                    d = os.path.join(mnt, f"d{i // PER_DIR}")
+                    if i % PER_DIR == 0:
+                        os.mkdir(d)
+                    fd = os.open(os.path.join(d, f"tensor-{i}.pt"),
+                                 os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                    try:
+                        os.write(fd, payload)
+                    finally:
+                        os.close(fd)
+            except OSError as e:
+                raise Failure(f"cold: creating files through the mount: {e}")
+            self.unmount(m)
+            out["populated_by"] = "files created through a mount"
+        out["populate_seconds"] = time.monotonic() - start
+        say(f"  cold     volume ready in {out['populate_seconds']:.1f} s")
+        ms = []
+        for i in range(COLD_MOUNTS):
+            self.drop_caches()
+            seconds, m = self.mount_nvswapfs(image, mnt, "nvswapfs-cold")
+            ms.append(seconds * 1000)
+            if i == 0:
+                count = 0
+                try:
+                    for d in os.listdir(mnt):
+                        if d.startswith("d"):
+                            count += len(os.listdir(os.path.join(mnt, d)))
+                except OSError as e:
+                    raise Failure(f"cold: listing the mounted volume: {e}")
+                if count != files:
+                    raise Failure(f"cold: the mounted volume lists {count} files, expected {files}")
+            self.unmount(m)
+            say(f"  cold     mount {i + 1}: {ms[-1]:.0f} ms")
+        self.fsck_nvswapfs(image, "the cold mounts")
+        os.unlink(image)
+        out["mount_ms_runs"] = ms
+        out["mount_ms"] = median(ms)
+        self.results["cold"] = out
+
+    # ---------------------------------------------------------- report
+
+    def report(self):
+        r = self.results
+        lim = r.get("limit", {})
+        lw = lim.get("write", {}).get("MBps")
+        lr = lim.get("read", {}).get("MBps")
+        machine = r["machine"]
+        say("")
+        say(f"## nvswapfs compared, sequential I/O of {human(self.size)} "
+            f"(MB/s = 10^6 bytes/s; ÷limit = ÷ fio libaio direct QD32 on the same storage)")
+        say("")
+        say(f"Storage: {self.dir} on {machine['device']} ({machine['fstype']}); "
+            f"{machine['nproc']} CPUs, {machine['ram_bytes'] / GIB:.0f} GiB RAM, kernel "
+            f"{machine['kernel']}; {r['date']}; repeat {self.args.repeat} (medians).")
+        say("")
+        if "limit" in r or "engine" in r:
+            say("| reference | write MB/s | ÷limit | read MB/s | ÷limit |")
+            say("|---|---:|---:|---:|---:|")
+            if "limit" in r:
+                say(f"| limit: fio libaio direct=1 bs=1M iodepth=32, image file | {fmt_rate(lw)} "
+                    f"| 1.00 | {fmt_rate(lr)} | 1.00 |")
+            if "engine" in r:
+                ew, er = r["engine"]["write"]["MBps"], r["engine"]["read"]["MBps"]
+                say(f"| nvswapfs engine alone (nvswapfs-bench), image file | {fmt_rate(ew)} | "
+                    f"{fmt_ratio(ratio(ew, lw))} | {fmt_rate(er)} | {fmt_ratio(ratio(er, lr))} |")
+            say("")
+        if "clients" in r:
+            targets = self.args.targets
+            head = ["case"]
+            for t in targets:
+                head += [f"{t} MB/s", "÷limit"]
+            cross = [t for t in ("local", "fuse2fs") if t in targets and "nvswapfs" in targets]
+            head += [f"nvswapfs÷{t}" for t in cross]
+            say("| " + " | ".join(head) + " |")
+            say("|---|" + "---:|" * (len(head) - 1))
+            for op, limit in (("write", lw), ("read", lr)):
+                for key, case in r["clients"].items():
+                    row = [case["labels"][op] + ("" if op in case["labels"][op] else f" ({op})")]
+                    rates = {}
+                    for t in targets:
+                        rate = case[t].get(op, {}).get("MBps")
+                        rates[t] = rate
+                        row += [fmt_rate(rate), fmt_ratio(ratio(rate, limit))]
+                    row += [fmt_ratio(ratio(rates["nvswapfs"], rates[t])) for t in cross]
+                    say("| " + " | ".join(row) + " |")
+            say("")
+            src = ("a random source file in /dev/shm" if self.dd_source.startswith("/dev/shm")
+                   else self.dd_source)
+            cp_out = self.cp_out if self.cp_out == "/dev/null" else "/dev/shm"
+            say(f"Writes: dd reads {src}; cp copies the random source file "
+                f"{'in /dev/shm' if self.source.startswith('/dev/shm') else 'on the storage'}, "
+                f"then `sync FILE`; the cp read copies to {cp_out}; fio runs with "
+                f"--fallocate=none (rates from fio's own run time, which includes end_fsync); "
+                f"Python uses open(..., buffering=0), 64 KiB per call, fsync before close. Every "
+                f"write starts from a new file; the page cache is dropped before every phase. What "
+                f"dd and cp wrote was read back and compared with cmp (first run, outside the "
+                f"timing) on every target.")
+            say("")
+        if "shm" in r:
+            s = r["shm"]
+            sw, sr = s["limit"]["write"]["MBps"], s["limit"]["read"]["MBps"]
+            say(f"### memory-backed (/dev/shm, {human(self.shm_size)}): the software's own "
+                f"overhead")
+            say("")
+            say("| case | write MB/s | ÷fio on shm | read MB/s | ÷fio on shm |")
+            say("|---|---:|---:|---:|---:|")
+            say(f"| fio libaio direct=1 bs=1M iodepth=32 on an image file | {fmt_rate(sw)} | 1.00 "
+                f"| {fmt_rate(sr)} | 1.00 |")
+            ew, er = s["engine"]["write"]["MBps"], s["engine"]["read"]["MBps"]
+            say(f"| nvswapfs engine alone (nvswapfs-bench) | {fmt_rate(ew)} | "
+                f"{fmt_ratio(ratio(ew, sw))} | {fmt_rate(er)} | {fmt_ratio(ratio(er, sr))} |")
+            for key, case in s["cases"].items():
+                w = case["nvswapfs"].get("write", {}).get("MBps")
+                rd = case["nvswapfs"].get("read", {}).get("MBps")
+                labels = case["labels"]
+                label = labels["write"] if labels["write"] == labels["read"] else \
+                    f"{labels['write']} / {labels['read']}"
+                say(f"| nvswapfs mount: {label} | "
+                    f"{fmt_rate(w)} | {fmt_ratio(ratio(w, sw))} | {fmt_rate(rd)} | "
+                    f"{fmt_ratio(ratio(rd, sr))} |")
+            say("")
+        if "meta" in r:
+            m = r["meta"]
+            targets = [t for t in self.args.targets if t in m]
+            cross = [t for t in ("local", "fuse2fs") if t in targets and "nvswapfs" in targets]
+            say(f"### metadata: {self.args.files} files in one directory, files/s "
+                f"(create = open(O_CREAT) + 4 KiB write + close; create and unlink end with "
+                f"syncfs() and fsync() of the directory; caches dropped before each phase)")
+            say("")
+            head = ["operation"] + [f"{t} files/s" for t in targets] + \
+                   [f"nvswapfs÷{t}" for t in cross]
+            say("| " + " | ".join(head) + " |")
+            say("|---|" + "---:|" * (len(head) - 1))
+            for op in ("create", "stat", "unlink"):
+                rates = {t: m[t][op]["files_per_s"] for t in targets}
+                row = [op] + [f"{rates[t]:.0f}" for t in targets]
+                row += [fmt_ratio(ratio(rates["nvswapfs"], rates[t])) for t in cross]
+                say("| " + " | ".join(row) + " |")
+            say("")
+        if "rss" in r or "cold" in r:
+            say("| nvswapfs daemon | value |")
+            say("|---|---:|")
+            if "rss" in r:
+                x = r["rss"]
+                say(f"| peak RSS (VmHWM) after mounting | {x['hwm_after_mount_MiB']:.1f} MiB |")
+                say(f"| peak RSS (VmHWM) writing and reading {human(x['bytes'])} | "
+                    f"{x['hwm_peak_MiB']:.1f} MiB |")
+                say(f"| dd conv=fsync write / dd read of {human(x['bytes'])} | "
+                    f"{fmt_rate(x['write_MBps'])} / {fmt_rate(x['read_MBps'])} MB/s |")
+            if "cold" in r:
+                x = r["cold"]
+                runs = ", ".join(f"{v:.0f}" for v in x["mount_ms_runs"])
+                say(f"| cold mount, {x['files']} files (median of {len(x['mount_ms_runs'])}: "
+                    f"{runs}) | {x['mount_ms']:.0f} ms |")
+                if "volume_open_in_process_ms" in x:
+                    say(f"| volume open in process (nvswapfs-scale-bench, warm) | "
+                        f"{x['volume_open_in_process_ms']:.0f} ms |")
+            say("")
+        for n in self.notes:
+            say(f"note: {n}")
+
+    def write_json(self):
+        if not self.args.json:
+            return
+        with open(self.args.json, "w") as f:
+            json.dump(self.results, f, indent=1, sort_keys=False)
+            f.write("\n")
+        say(f"wrote {self.args.json}")
+
+    def plot(self):
+        r = self.results
+        if "clients" not in r and "shm" not in r:
+            return
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as e:
+            raise Failure(f"plot: {e} (tools/bench/compare.sh installs python3-matplotlib and "
+                          f"runs this file with /usr/bin/python3)")
+
+        colors = {"nvswapfs": "#1f77b4", "local": "#2ca02c", "fuse2fs": "#ff7f0e"}
+        panels = [p for p in ("clients", "shm") if p in r]
+        fig, axes = plt.subplots(len(panels), 1, figsize=(15, 5.2 * len(panels) + 1.2),
+                                 squeeze=False,
+                                 gridspec_kw={"height_ratios": [3, 2][:len(panels)]})
+        lim = r.get("limit", {})
+
+        def bars(ax, cases, targets, limits, engine, title, names=None):
+            groups = []
+            for op in ("write", "read"):
+                for key, case in cases.items():
+                    groups.append((op, key, case))
+            width = 0.8 / len(targets)
+            top = 0
+            for j, t in enumerate(targets):
+                xs, hs = [], []
+                for i, (op, key, case) in enumerate(groups):
+                    v = case.get(t, {}).get(op, {}).get("MBps")
+                    if v is not None:
+                        xs.append(i - 0.4 + width * (j + 0.5))
+                        hs.append(v)
+                        top = max(top, v)
+                ax.bar(xs, hs, width, label=(names or {}).get(t, t), color=colors.get(t))
+                for x, h in zip(xs, hs):
+                    ax.text(x, h, f"{h:.0f}", ha="center", va="bottom", fontsize=6, rotation=90)
+            half = len(groups) // 2
+            for k, (op, spans) in enumerate((("write", (-0.5, half - 0.5)),
+                                             ("read", (half - 0.5, len(groups) - 0.5)))):
+                v = limits.get(op, {}).get("MBps")
+                if v:
+                    ax.hlines(v, *spans, colors="k", linestyles="--",
+                              label="limit: fio libaio direct QD32" if k == 0 else None)
+                    top = max(top, v)
+                e = engine.get(op, {}).get("MBps") if engine else None
+                if e:
+                    ax.hlines(e, *spans, colors="gray", linestyles=":",
+                              label="engine alone (nvswapfs-bench)" if k == 0 else None)
+                    top = max(top, e)
+            ax.axvline(half - 0.5, color="lightgray", linewidth=1)
+            ax.set_xticks(range(len(groups)))
+            ax.set_xticklabels([f"{case['labels'][op]}\n({op})".replace(" bs=1M", "")
+                                for op, key, case in groups], fontsize=7, rotation=20,
+                               ha="right")
+            ax.set_ylabel("MB/s (10^6 B/s)")
+            ax.set_ylim(0, top * 1.15 if top else 1)
+            ax.set_title(title, fontsize=10)
+            ax.legend(fontsize=8, loc="upper left", ncol=3)
+            ax.grid(axis="y", alpha=0.3)
+
+        row = 0
+        if "clients" in r:
+            bars(axes[row][0], r["clients"], self.args.targets, lim, r.get("engine"),
+                 f"client cases, {human(self.size)} per file, on {r['machine']['device']}")
+            row += 1
+        if "shm" in r:
+            s = r["shm"]
+            bars(axes[row][0], s["cases"], ["nvswapfs"], s["limit"], s["engine"],
+                 f"memory-backed (/dev/shm), {human(self.shm_size)}: nvswapfs image on tmpfs",
+                 names={"nvswapfs": "nvswapfs, image on /dev/shm"})
+        m = r["machine"]
+        fig.suptitle(f"nvswapfs vs the limit, the local file system and fuse2fs — "
+                     f"sequential 1 MiB I/O, MB/s\n{m['nproc']} CPUs, "
+                     f"{m['ram_bytes'] / GIB:.0f} GiB RAM, kernel {m['kernel']}, backing "
+                     f"{m['device']} ({m['fstype']}), {r['date'][:10]}", fontsize=11)
+        fig.tight_layout()
+        fig.savefig(self.args.plot, dpi=110)
+        plt.close(fig)
+        say(f"wrote {self.args.plot}")
+
+    # ---------------------------------------------------------- main
+
+    def main(self):
+        self.check_tools()
+        self.make_dirs()
+        self.describe_machine()
+        self.check_space()
+        self.make_source()
+        steps = [("limit", self.group_limit), ("engine", self.group_engine),
+                 ("clients", self.group_clients), ("shm", self.group_shm),
+                 ("meta", self.group_meta), ("rss", self.group_rss), ("cold", self.group_cold)]
+        took = self.results["group_seconds"] = {}
+        for name, step in steps:
+            if name in self.args.groups:
+                start = time.monotonic()
+                step()
+                took[name] = time.monotonic() - start
+                say(f"  ({name}: {took[name]:.1f} s)")
+                say("")
+        self.report()
+
+
+def summarize(runs):
+    rates = [x["MBps"] for x in runs]
+    out = {"MBps": median(rates), "runs_MBps": rates}
+    for key in ("seconds", "wall_seconds"):
+        if runs and key in runs[0]:
+            out[key] = [x[key] for x in runs]
+    return out
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="compare.py",
+        description="Compares nvswapfs with the storage's limit (fio), its own engine, the "
+                    "kernel's file system and fuse2fs on the same storage.",
+        epilog=f"groups: {', '.join(GROUPS)}; targets: {', '.join(TARGETS)}. "
+               "--only and --skip take a comma-separated mix of both, "
+               "e.g. --skip fuse2fs,rss,cold.")
+    p.add_argument("--bin", default=os.path.join(REPO, "build", "bin"),
+                   help="directory holding nvswapfs, mkfs.nvswapfs, fsck.nvswapfs, nvswapfs-bench, "
+                        "nvswapfs-scale-bench [%(default)s]")
+    p.add_argument("--dir", default="/var/tmp/nvswapfs-compare",
+                   help="scratch directory on the storage to measure; created and removed by "
+                        "this script, must not exist or be empty [%(default)s]")
+    p.add_argument("--size", type=parse_size, default=parse_size("2G"),
+                   help="bytes per file for the sequential cases, a multiple of 1M [2G]")
+    p.add_argument("--files", type=int, default=10000, help="files for the metadata cases [10000]")
+    p.add_argument("--rss-size", type=parse_size, default=parse_size("8G"),
+                   help="bytes written and read back while the daemon's memory is watched [8G]")
+    p.add_argument("--cold-files", type=int, default=100000,
+                   help="files in the volume whose cold mount is timed [100000]")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each case, alternating the targets; medians are reported [1]")
+    p.add_argument("--only", default="", help="comma-separated groups and/or targets to run")
+    p.add_argument("--skip", default="", help="comma-separated groups and/or targets to leave out")
+    p.add_argument("--json", default=None, help="write all raw results to this file")
+    p.add_argument("--plot", default=None,
+                   help="PNG chart [compare.png beside --json, or in the current directory]")
+    a = p.parse_args(argv)
+    for name, value in (("--size", a.size), ("--rss-size", a.rss_size)):
+        if value % MIB:
+            p.error(f"{name} must be a multiple of 1M")
+    if a.files <= 0 or a.cold_files <= 0 or a.repeat <= 0:
+        p.error("--files, --cold-files and --repeat must be positive")
+    known = set(GROUPS) | set(TARGETS)
+
+    def names(text, opt):
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [x for x in items if x not in known]
+        if bad:
+            p.error(f"{opt}: unknown {', '.join(bad)} (choose from {', '.join(GROUPS + TARGETS)})")
+        return items
+
+    only, skip = names(a.only, "--only"), names(a.skip, "--skip")
+    a.groups = [g for g in GROUPS if g not in skip and (g in only or not set(only) & set(GROUPS))]
+    a.targets = [t for t in TARGETS
+                 if t not in skip and (t in only or not set(only) & set(TARGETS))]
+    if not a.groups:
+        p.error("nothing left to run")
+    if not a.targets and {"clients", "meta"} & set(a.groups):
+        p.error("the clients and meta groups need at least one target")
+    if a.plot is None:
+        a.plot = os.path.join(os.path.dirname(os.path.abspath(a.json)) if a.json else os.getcwd(),
+                              "compare.png")
+    return a
+
+
+def main(argv):
+    args = parse_args(argv)
+    c = Compare(args)
+    atexit.register(c.cleanup)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    rc = 0
+    try:
+        c.main()
+        c.write_json()
+        c.plot()
+    except Failure as e:
+        print(f"compare.py: FAILED: {e}", file=sys.stderr)
+        c.print_daemon_logs()
+        c.results["error"] = str(e)
+        rc = 1
+    except KeyboardInterrupt:
+        print("compare.py: interrupted; unmounting and removing the scratch files", file=sys.stderr)
+        c.results["error"] = "interrupted"
+        rc = 130
+    finally:
+        c.cleanup()
+    if rc and args.json:
+        try:
+            c.write_json()  # what was measured before the failure, and the error
+        except OSError:
+            pass
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
