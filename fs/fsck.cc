@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <unordered_map>
@@ -83,7 +84,21 @@ class Checker {
     // checkpoint.
     changed_ = false;
     if (load.log_end != kLogEndClean) report_.notes.push_back(load.log_end);
-    for (std::string& note : load.VolumeNotes()) report_.notes.push_back(std::move(note));
+    const std::vector<std::string> damage = load.DamageNotes();
+    for (std::string& note : load.VolumeNotes()) {
+      if (std::find(damage.begin(), damage.end(), note) == damage.end()) {
+        report_.notes.push_back(std::move(note));
+      }
+    }
+    // A damaged checkpoint slot, or commits the log holds past what loads:
+    // repair keeps the state that loads and writes a checkpoint over the
+    // damaged slot, its log starting past every commit left behind.
+    for (const std::string& what : damage) {
+      Problem(what, [&] {
+        if (!load.lost.empty()) store_.SkipPastLog(load.highest_log_sequence);
+        return true;
+      });
+    }
   }
 
   Inode& MakeDir(uint64_t parent, const std::string& name) {
@@ -307,7 +322,7 @@ int FsckReport::ExitCode() const {
 Result<FsckReport> Check(aio::IoEngine& engine, const FsckOptions& options) {
   Metadata meta;
   LoadReport load;
-  auto store = MetadataStore::Load(engine, &meta, &load);
+  auto store = MetadataStore::Load(engine, &meta, &load, /*accept_loss=*/true);
   if (!store.ok()) return store.status();
   FsckReport report;
   report.commits_replayed = load.commits_replayed;

@@ -57,7 +57,16 @@ std::vector<std::string> LoadReport::VolumeNotes() const {
     notes.push_back("the device (" + FormatSize(device_size) + ") is larger than the volume (" +
                     FormatSize(volume_size) + "); the rest is unused");
   }
-  if (damaged_newer_generation != 0) {
+  for (std::string& n : DamageNotes()) notes.push_back(std::move(n));
+  return notes;
+}
+
+std::vector<std::string> LoadReport::DamageNotes() const {
+  std::vector<std::string> notes;
+  if (!lost.empty()) notes.push_back(lost);
+  if (lost_newer_checkpoint) {
+    // Said above.
+  } else if (damaged_newer_generation != 0) {
     // A crash while a checkpoint is written tears it and loses nothing (the
     // log it would replace is still there); damage that comes later does.
     notes.push_back("the newest checkpoint (generation " +
@@ -66,7 +75,7 @@ std::vector<std::string> LoadReport::VolumeNotes() const {
                     std::to_string(checkpoint_generation) +
                     " and the log after it: nothing is lost if a crash tore it, changes made "
                     "after it are lost if it was damaged later");
-  } else if (!other_checkpoint_error.empty() && checkpoint_generation > 1) {
+  } else if (!other_checkpoint_error.empty() && !other_checkpoint_blank) {
     notes.push_back("checkpoint slot " + std::to_string(1 - checkpoint_slot) +
                     " not used: " + other_checkpoint_error);
   }
@@ -116,7 +125,7 @@ Result<Superblock> MetadataStore::ReadSuperblock(aio::IoEngine& engine, LoadRepo
 }
 
 Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metadata,
-                                          LoadReport* report) {
+                                          LoadReport* report, bool accept_loss) {
   auto sb = ReadSuperblock(engine, report);
   if (!sb.ok()) return sb.status();
   MetadataStore store(engine, *sb);
@@ -129,15 +138,21 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
   };
   std::vector<Candidate> candidates;
   std::string slot_errors[2];
+  bool slot_blank[2] = {false, false};
+  bool slot_unreadable[2] = {false, false};  // its header, that is
   for (int slot = 0; slot < 2; ++slot) {
     auto block = ReadDevice(engine, sb->ckpt_offset[slot], kBlockSize);
     if (!block.ok()) {
       slot_errors[slot] = block.status().ToString();
+      slot_unreadable[slot] = true;
       continue;
     }
     auto header = DecodeCheckpointHeader(block->span(), sb->uuid);
     if (!header.ok()) {
       slot_errors[slot] = Detail(header.status());
+      slot_unreadable[slot] = true;
+      slot_blank[slot] = std::all_of(block->span().begin(), block->span().end(),
+                                     [](std::byte b) { return b == std::byte{0}; });
       continue;
     }
     candidates.push_back({slot, *header});
@@ -188,6 +203,7 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
     report->checkpoint_slot = c.slot;
     report->checkpoint_generation = c.header.generation;
     report->other_checkpoint_error = slot_errors[1 - c.slot];
+    report->other_checkpoint_blank = slot_blank[1 - c.slot];
     report->damaged_newer_generation = candidates.front().slot != c.slot ? damaged_newer : 0;
     loaded = true;
   }
@@ -213,6 +229,11 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
   };
   uint64_t tail = 0;
   report->log_end = kLogEndClean;
+  bool cut = false;
+  // A commit of this volume numbered past the one replay expected: proof
+  // that the device held a newer state than the one loaded.
+  uint64_t later_sequence = 0;
+  uint64_t later_offset = 0;
   while (tail + kBlockSize <= sb->log_size) {
     if (Status s = ensure(tail, kBlockSize); !s.ok()) return s;
     auto header =
@@ -225,16 +246,23 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
       if (!blank) {
         report->log_end =
             "log cut at offset " + std::to_string(tail) + ": " + Detail(header.status());
+        cut = true;
       }
       break;
     }
     if (header->sequence != store.next_sequence_) {
-      // A commit from before the current checkpoint: the log ends here.
+      // A commit from before the current checkpoint ends the log; one from
+      // after it means something newer could not be loaded.
+      if (header->sequence > store.next_sequence_) {
+        later_sequence = header->sequence;
+        later_offset = tail;
+      }
       break;
     }
     const uint64_t span = CommitSpan(*header);
     if (span > sb->log_size - tail) {
       report->log_end = "log cut at offset " + std::to_string(tail) + ": commit runs past the log";
+      cut = true;
       break;
     }
     if (Status s = ensure(tail, span); !s.ok()) return s;
@@ -243,6 +271,7 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
     if (!records.ok()) {
       report->log_end =
           "log cut at offset " + std::to_string(tail) + ": " + Detail(records.status());
+      cut = true;
       break;
     }
     for (const Record& r : *records) {
@@ -258,8 +287,62 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
     store.next_sequence_++;
     tail += span;
   }
+  if (cut && later_sequence == 0) {
+    // A crash tears only the last commit: behind it lie zeros or commits
+    // from before the checkpoint. A later commit of ours behind the cut means
+    // a commit in the middle was damaged, and all after it are lost.
+    if (Status s = ensure(tail, std::min(kLogWindow, sb->log_size - tail)); !s.ok()) return s;
+    for (uint64_t at = tail + kBlockSize;
+         at + kBlockSize <= std::min(sb->log_size, window_start + window.size());
+         at += kBlockSize) {
+      auto later =
+          DecodeCommitHeader(std::span(window.data() + (at - window_start), kBlockSize), sb->uuid);
+      if (later.ok() && later->sequence > store.next_sequence_) {
+        later_sequence = later->sequence;
+        later_offset = at;
+        break;
+      }
+    }
+  }
   store.log_tail_ = tail;
   report->log_bytes = tail;
+  if (later_sequence == 0) return store;
+
+  const std::string later =
+      "commit " + std::to_string(later_sequence) + " at log offset " + std::to_string(later_offset);
+  const int other = 1 - store.active_slot_;
+  if (report->damaged_newer_generation != 0 || (slot_unreadable[other] && !slot_blank[other])) {
+    report->lost_newer_checkpoint = true;
+    report->lost = "checkpoint slot " + std::to_string(other) + " is damaged (" +
+                   slot_errors[other] + ") and the log holds changes made after it (" + later +
+                   ", while generation " + std::to_string(report->checkpoint_generation) +
+                   " in slot " + std::to_string(store.active_slot_) + " expects " +
+                   std::to_string(store.next_sequence_) + "): the volume would go back to " +
+                   "an older state and lose them";
+  } else if (cut) {
+    report->lost = "log commit " + std::to_string(store.next_sequence_) + " at offset " +
+                   std::to_string(tail) + " is damaged and later ones follow it (" + later +
+                   "): the changes from it on would be lost";
+  } else {
+    report->lost = "the log skips from commit " + std::to_string(store.next_sequence_) + " to " +
+                   later + ": the changes in between are missing";
+  }
+  if (!accept_loss) {
+    return Status::Error(EUCLEAN, "open volume", path)
+        .WithDetail(report->lost + "; run fsck.nvswapfs");
+  }
+  // Whatever repair writes next must start past every commit still there.
+  report->highest_log_sequence = later_sequence;
+  for (uint64_t at = 0; at < sb->log_size; at += kLogWindow) {
+    const uint64_t length = std::min(kLogWindow, sb->log_size - at);
+    auto buf = ReadDevice(engine, sb->log_offset + at, length);
+    if (!buf.ok()) return buf.status();
+    for (uint64_t b = 0; b + kBlockSize <= length; b += kBlockSize) {
+      auto h = DecodeCommitHeader(std::span(buf->data() + b, kBlockSize), sb->uuid);
+      if (h.ok())
+        report->highest_log_sequence = std::max(report->highest_log_sequence, h->sequence);
+    }
+  }
   return store;
 }
 
@@ -272,7 +355,7 @@ Status MetadataStore::WriteAt(uint64_t offset, std::vector<std::byte>& bytes) {
 }
 
 Status MetadataStore::Commit(const std::vector<Record>& records, uint64_t next_ino,
-                             bool flush_data_first) {
+                             bool flush_data_first, bool flush_after) {
   std::vector<std::byte> bytes;
   EncodeCommit(sb_.uuid, next_sequence_, next_ino, records, &bytes);
   if (bytes.size() > sb_.log_size - log_tail_) {
@@ -280,7 +363,7 @@ Status MetadataStore::Commit(const std::vector<Record>& records, uint64_t next_i
   }
   if (flush_data_first) NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
   NVSWAPFS_RETURN_IF_ERROR(WriteAt(sb_.log_offset + log_tail_, bytes));
-  NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
+  if (flush_after) NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
   log_tail_ += bytes.size();
   next_sequence_++;
   next_ino_ = next_ino;

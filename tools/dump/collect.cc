@@ -144,7 +144,8 @@ bool DumpData::paths_ok() const {
 void Collect(aio::IoEngine& engine, const std::vector<std::string>& paths, DumpData* out) {
   out->device = engine.device().path;
   out->device_info = engine.device();
-  Result<fs::MetadataStore> store = fs::MetadataStore::Load(engine, &out->metadata, &out->load);
+  Result<fs::MetadataStore> store = fs::MetadataStore::Load(engine, &out->metadata, &out->load,
+                                                            /*accept_loss=*/true);
   if (store.ok()) {
     out->superblock = store->superblock();
   } else {

@@ -1,7 +1,8 @@
 // Checking (and repairing) a volume that is not mounted.
 //
-// Checks both superblock copies, the checkpoint and log the volume loads
-// from, and the namespace: the root is a directory, every entry points to an
+// Checks both superblock copies, the checkpoint slots and the log (a damaged
+// slot, or commits in the log past what can be loaded, are problems), and
+// the namespace: the root is a directory, every entry points to an
 // inode, every inode is reachable from the root exactly as often as its link
 // count says, no directory has two parents (so there are no cycles), every
 // extent map is well formed and lies inside the data region, no two files
@@ -11,6 +12,8 @@
 // only way to lose space is a file nothing reaches; those are reported.
 //
 // Repair (`repair`): rewrites a damaged superblock copy from the good one,
+// keeps the state that loads when a newer one is lost (a new checkpoint
+// over the damaged slot, its log past every commit left behind),
 // drops entries that point nowhere, fixes link counts and symlink sizes,
 // marks written blocks past the end of a file unwritten, frees inodes
 // unlinked while open, and moves files nothing reaches to /lost+found; then

@@ -10,6 +10,7 @@
 // Not thread-safe: the Volume calls it under its metadata lock.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ struct LoadReport {
   int checkpoint_slot = -1;
   uint64_t checkpoint_generation = 0;
   std::string other_checkpoint_error;  // why the other slot was not used
+  // The other slot holds nothing at all (a fresh volume's slot 1): not damage.
+  bool other_checkpoint_blank = false;
   // A newer checkpoint than the one loaded was found damaged: the volume is
   // back at an older state (0 when not).
   uint64_t damaged_newer_generation = 0;
@@ -41,6 +44,15 @@ struct LoadReport {
   uint64_t records_replayed = 0;
   uint64_t log_bytes = 0;  // log in use after replay
   std::string log_end;     // why replay stopped (kLogEndClean, "log cut at ...")
+  // The device holds commits newer than the state loaded (one after a cut in
+  // the log, or the log of a newer checkpoint that is damaged): what was
+  // lost, in one line ("" when nothing provably was).
+  std::string lost;
+  // `lost` names a newer checkpoint that is damaged (and says all about it).
+  bool lost_newer_checkpoint = false;
+  // With `lost`: the highest sequence number of any of this volume's commits
+  // in the log (what a new checkpoint must start past).
+  uint64_t highest_log_sequence = 0;
   // The device is larger than the volume (an image file grown after mkfs):
   // the bytes past the volume are unused.
   uint64_t device_size = 0;
@@ -49,6 +61,8 @@ struct LoadReport {
   std::vector<std::string> Notes() const;
   // The notes about checkpoints and device size only (not superblocks).
   std::vector<std::string> VolumeNotes() const;
+  // The notes about damage in the checkpoint slots and the log only.
+  std::vector<std::string> DamageNotes() const;
 };
 
 class MetadataStore {
@@ -56,8 +70,13 @@ class MetadataStore {
   // Reads superblocks only. Fails when neither copy is valid, naming both.
   static Result<Superblock> ReadSuperblock(aio::IoEngine& engine, LoadReport* report);
 
-  // Loads everything into `metadata` (which must be empty).
-  static Result<MetadataStore> Load(aio::IoEngine& engine, Metadata* metadata, LoadReport* report);
+  // Loads everything into `metadata` (which must be empty). When the device
+  // provably holds a newer state than the one that can be loaded
+  // (LoadReport::lost), fails with EUCLEAN naming it, unless `accept_loss`
+  // (fsck, dump): then the older state loads, and only a Checkpoint (after
+  // SkipPastLog) may follow.
+  static Result<MetadataStore> Load(aio::IoEngine& engine, Metadata* metadata, LoadReport* report,
+                                    bool accept_loss = false);
 
   // Writes a new, empty volume: both superblocks, an initial checkpoint with
   // the root directory (owned by uid/gid, mode 0755), and an empty log.
@@ -75,11 +94,19 @@ class MetadataStore {
   // Appends one commit and flushes. ENOSPC ("log full") when it does not
   // fit in the log's free space: checkpoint instead. The device is flushed
   // before the write when `flush_data_first` (data the records point to).
-  Status Commit(const std::vector<Record>& records, uint64_t next_ino, bool flush_data_first);
+  // Without `flush_after` the commit survives the process being killed but
+  // may be lost to a power cut (never reordered before its data); the next
+  // flushed commit makes it durable.
+  Status Commit(const std::vector<Record>& records, uint64_t next_ino, bool flush_data_first,
+                bool flush_after = true);
 
   // Writes `metadata` as a checkpoint to the other slot, flushes, and starts
   // an empty log after it. ENOSPC when it does not fit in a slot.
   Status Checkpoint(const Metadata& metadata, uint64_t next_ino);
+
+  // Makes the next checkpoint start the log past `sequence`, so that no
+  // commit left in the log can be taken for one that follows it.
+  void SkipPastLog(uint64_t sequence) { next_sequence_ = std::max(next_sequence_, sequence + 1); }
 
   // Rewrites one superblock copy from `sb` (fsck repair).
   static Status WriteSuperblockCopy(aio::IoEngine& engine, Superblock sb, int copy);
