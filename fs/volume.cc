@@ -167,14 +167,14 @@ void Volume::CommitLoop() {
   }
 }
 
-Status Volume::CommitLocked() {
+Status Volume::CommitLocked(bool durable) {
   if (options_.read_only) return Status::Ok();
   // Data before the metadata that points at it: everything accepted reaches
   // the device before the flush that precedes the log write.
   QuiesceLocked(0);
   if (!poisoned_.ok()) return poisoned_;
   if (dirty_.empty() && dirent_log_.empty() && deleted_.empty()) {
-    if (!data_unflushed_) return Status::Ok();
+    if (!data_unflushed_ || !durable) return Status::Ok();
     Status s = engine_->Flush();
     if (s.ok()) data_unflushed_ = false;
     return s;
@@ -192,7 +192,7 @@ Status Volume::CommitLocked() {
   for (auto& r : dirent_log_) records.push_back(std::move(r));
   for (uint64_t ino : deleted_) records.emplace_back(InodeDeleteRecord{ino});
 
-  Status s = store_.Commit(records, next_ino_, /*flush_data_first=*/true);
+  Status s = store_.Commit(records, next_ino_, /*flush_data_first=*/true, durable);
   if (s.code() == ENOSPC) {
     s = CheckpointLocked();
     return s;
@@ -201,7 +201,7 @@ Status Volume::CommitLocked() {
     poisoned_ = s;
     return s;
   }
-  Committed();
+  Committed(durable);
   if (static_cast<double>(store_.log_used()) >
       kCheckpointLogFraction * static_cast<double>(store_.log_capacity())) {
     return CheckpointLocked();
@@ -220,14 +220,16 @@ Status Volume::CheckpointLocked() {
   return Status::Ok();
 }
 
-void Volume::Committed() {
+void Volume::Committed(bool durable) {
   dirty_.clear();
   dirent_log_.clear();
   deleted_.clear();
   deleted_snapshots_.clear();
-  data_unflushed_ = false;
-  // What the change freed is now durable, and can be handed out again.
-  allocator_.CommitFrees();
+  // Not flushed: the next durable commit flushes it along.
+  data_unflushed_ = !durable;
+  // What the change freed is durable only after a flush; until then a power
+  // cut could bring its old owner back, so it is not handed out again.
+  if (durable) allocator_.CommitFrees();
 }
 
 void Volume::MarkDirty(uint64_t ino) {
@@ -733,6 +735,19 @@ Status Volume::Fsync(uint64_t ino) {
   Status s = CommitLocked();
   if (!s.ok()) return std::move(s).WithOp("fsync").WithSubject(meta_.PathOf(ino));
   // A write-behind failure of this file is reported here, once.
+  if (auto it = write_errors_.find(ino); it != write_errors_.end()) {
+    s = std::move(it->second);
+    write_errors_.erase(it);
+  }
+  return s;
+}
+
+Status Volume::Persist(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  auto node = Node("close", ino);
+  if (!node.ok()) return node.status();
+  Status s = CommitLocked(/*durable=*/false);
+  if (!s.ok()) return std::move(s).WithOp("close").WithSubject(meta_.PathOf(ino));
   if (auto it = write_errors_.find(ino); it != write_errors_.end()) {
     s = std::move(it->second);
     write_errors_.erase(it);

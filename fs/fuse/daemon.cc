@@ -9,11 +9,15 @@
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nvswapfs/aio/aio_engine.h"
@@ -105,6 +109,70 @@ class Launcher {
   UniqueFd report_;
 };
 
+// What libfuse says while a session is set up, collected so that a refusal
+// (an unknown -o option) is told in one line with the rest.
+std::string* fuse_messages = nullptr;
+
+void CollectFuseLog(fuse_log_level /*level*/, const char* fmt, va_list ap) {
+  if (fuse_messages == nullptr) return;
+  // One message may come in pieces; lines end with a newline.
+  char buf[1024];
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  *fuse_messages += buf;
+}
+
+// The collected messages as one line.
+std::string OneLine(std::string text) {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line = std::string_view(text).substr(start, end - start);
+    if (line.starts_with("fuse: ")) line.remove_prefix(6);
+    if (!line.empty()) out += (out.empty() ? "" : "; ") + std::string(line);
+    start = end + 1;
+  }
+  return out;
+}
+
+// Undoes the octal escapes (\040 for a space) of a /proc/self/mountinfo field.
+std::string Unescape(std::string_view field) {
+  const auto octal = [](char c) { return c >= '0' && c <= '7'; };
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size() && octal(field[i + 1]) && octal(field[i + 2]) &&
+        octal(field[i + 3])) {
+      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                               (field[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += field[i];
+    }
+  }
+  return out;
+}
+
+// What is mounted at `path` ("TYPE SOURCE", the last of them), or "" when
+// nothing is.
+std::string MountedAt(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mountpoint, word;
+    if (!(fields >> id >> parent >> dev >> root >> mountpoint)) continue;
+    if (Unescape(mountpoint) != path) continue;
+    while (fields >> word && word != "-") {
+    }
+    std::string type, source;
+    fields >> type >> source;
+    found = Unescape(type) + " " + Unescape(source);
+  }
+  return found;
+}
+
 // A mount point left behind by a daemon that died answers ENOTCONN.
 Status CheckMountpoint(const std::string& path, std::string* absolute) {
   struct stat st {};
@@ -124,6 +192,11 @@ Status CheckMountpoint(const std::string& path, std::string* absolute) {
   char resolved[PATH_MAX];
   if (::realpath(path.c_str(), resolved) == nullptr) return Status::FromErrno("mount", path);
   *absolute = resolved;
+  // Mounting there again would hide what is mounted, not replace it.
+  if (const std::string what = MountedAt(*absolute); !what.empty()) {
+    return Status::Error(EBUSY, "mount", path)
+        .WithDetail(*absolute + " is already a mount point (" + what + "); unmount it first");
+  }
   return Status::Ok();
 }
 
@@ -207,18 +280,29 @@ int RunDaemon(int argc, const char* const* argv) {
                ": device reads and writes will fail with EIO as asked (fault_* options)");
   }
 
-  Filesystem filesystem(**volume, FilesystemOptions{.read_only = o.read_only});
+  Filesystem filesystem(**volume, FilesystemOptions{.read_only = o.read_only,
+                                                    .sync_writes = o.sync_writes,
+                                                    .mountpoint = mountpoint,
+                                                    .read_ahead_kb = o.read_ahead_kb});
   std::vector<std::string> args = {argv[0], "-o", FuseOptionList(o)};
   if (o.debug) args.emplace_back("-d");
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
+  std::string said;
+  fuse_messages = &said;
+  fuse_set_log_func(CollectFuseLog);
   fuse_session* se =
       fuse_session_new(&fargs, &Filesystem::Operations(), sizeof(fuse_lowlevel_ops), &filesystem);
+  fuse_set_log_func(nullptr);
+  fuse_messages = nullptr;
+  said = OneLine(std::move(said));
   if (se == nullptr) {
-    launcher.Failed("cannot start a FUSE session (libfuse said why above, or check -o options)");
+    launcher.Failed("cannot start a FUSE session: " +
+                    (said.empty() ? std::string("libfuse refused the -o options") : said));
     return 1;
   }
+  if (!said.empty()) LogWarning("libfuse: " + said);
   struct SessionGuard {
     fuse_session* se;
     ~SessionGuard() { fuse_session_destroy(se); }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "nvswapfs/units.h"
@@ -90,6 +92,10 @@ Filesystem::Filesystem(fs::Volume& volume, const FilesystemOptions& options)
   auto pool = aio::BufferPool::Create(kMaxRequest, std::max<size_t>(options.read_buffers, 1));
   if (!pool.ok()) throw std::bad_alloc();
   read_buffers_ = std::move(pool).value();
+  auto ahead =
+      aio::BufferPool::Create(kMaxRequest, std::max<size_t>(options.read_ahead_buffers, 1));
+  if (!ahead.ok()) throw std::bad_alloc();
+  read_ahead_buffers_ = std::move(ahead).value();
 }
 
 aio::BufferPool::Lease Filesystem::AcquireReadBuffer(size_t size) {
@@ -137,6 +143,49 @@ const fuse_lowlevel_ops& Filesystem::Operations() {
     return o;
   }();
   return ops;
+}
+
+namespace {
+
+// The "MAJOR:MINOR" of the FUSE mount at `mountpoint`, from
+// /proc/self/mountinfo (a stat() of the mount point would be a request to
+// this very daemon); empty if not found.
+std::string MountDevice(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  std::string found;
+  while (std::getline(in, line)) {
+    // id parent MAJ:MIN root mountpoint options ... - fstype source ...
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    if (!(fields >> id >> parent >> dev >> root >> point)) continue;
+    const size_t dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, 4, "fuse") != 0) continue;
+    // The last match is the mount on top.
+    if (point == mountpoint) found = dev;
+  }
+  return found;
+}
+
+}  // namespace
+
+void Filesystem::TuneKernel() {
+  std::call_once(tune_once_, [&] {
+    tuned_.store(true, std::memory_order_release);
+    if (options_.read_ahead_kb == 0 || options_.mountpoint.empty()) return;
+    const std::string dev = MountDevice(options_.mountpoint);
+    const std::string path = "/sys/class/bdi/" + dev + "/read_ahead_kb";
+    std::ofstream out(path);
+    if (!dev.empty() && out) out << options_.read_ahead_kb << "\n";
+    out.flush();
+    if (dev.empty() || !out) {
+      LogWarning("cannot set the kernel's read-ahead for " + options_.mountpoint + " (" + path +
+                 "); sequential reads keep the default 128 KiB window");
+      return;
+    }
+    LogInfo("kernel read-ahead for " + options_.mountpoint + ": " +
+            std::to_string(options_.read_ahead_kb) + " KiB");
+  });
 }
 
 void Filesystem::CountError(uint64_t ino) {

@@ -6,6 +6,7 @@
 
 #include "nvswapfs/aio/buffer.h"
 #include "ops_internal.h"
+#include "read_ahead.h"
 
 namespace nvswapfs::fuse::internal {
 
@@ -16,6 +17,8 @@ struct Handle {
   // Written since the last flush: closing it commits, so that a file that
   // was closed survives the daemon being killed.
   std::atomic<bool> wrote{false};
+  // For opens that bypass the page cache (and so the kernel's read-ahead).
+  std::unique_ptr<ReadAhead> ahead;
 };
 
 Handle* HandleOf(fuse_file_info* fi) {
@@ -30,7 +33,12 @@ Status OpenFile(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
   // ordinary opens go through the page cache, which mmap needs.
   fi->direct_io = (fi->flags & O_DIRECT) != 0;
   fi->keep_cache = 0;
-  fi->fh = reinterpret_cast<uint64_t>(new Handle);
+  auto handle = std::make_unique<Handle>();
+  if (fi->direct_io && (fi->flags & O_ACCMODE) != O_WRONLY) {
+    handle->ahead = std::make_unique<ReadAhead>(fs.volume(), fs.read_ahead_pool(), ino,
+                                                fs.options().read_ahead_depth);
+  }
+  fi->fh = reinterpret_cast<uint64_t>(handle.release());
   return Status::Ok();
 }
 
@@ -68,15 +76,21 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   });
 }
 
-void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   Guarded(req, [&] {
     Filesystem& fs = FsOf(req);
+    Handle* h = HandleOf(fi);
+    ReadAhead* ahead = h != nullptr ? h->ahead.get() : nullptr;
+    if (ahead != nullptr && ahead->Serve(req, static_cast<uint64_t>(off), size)) return;
     // The reply buffer lives until the engine is done with it; the reply is
     // sent from the completion, and this thread goes on to the next request.
     auto buffer = std::make_shared<aio::BufferPool::Lease>(fs.AcquireReadBuffer(size));
     std::span<std::byte> out(buffer->data(), size);
     fs.volume().ReadAsync(
-        ino, static_cast<uint64_t>(off), out, [req, ino, buffer](Result<size_t> n) {
+        ino, static_cast<uint64_t>(off), out, [req, ino, buffer, ahead](Result<size_t> n) {
+          // Before the reply: once answered, the kernel may release the
+          // handle the read-ahead belongs to.
+          if (ahead != nullptr) ahead->Finished();
           Guarded(req, [&] {
             if (!n.ok()) return ReplyError(req, n.status(), ino);
             FsOf(req).CountRead(ino, *n);
@@ -90,28 +104,44 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
            fuse_file_info* fi) {
   Guarded(req, [&] {
     Handle* h = HandleOf(fi);
-    // The data is copied before WriteAsync returns; libfuse may reuse `buf`.
-    FsOf(req).volume().WriteAsync(ino, static_cast<uint64_t>(off),
-                                  std::as_bytes(std::span(buf, size)),
-                                  [req, ino, h](Result<size_t> n) {
-                                    Guarded(req, [&] {
-                                      if (!n.ok()) return ReplyError(req, n.status(), ino);
-                                      if (h != nullptr)
-                                        h->wrote.store(true, std::memory_order_relaxed);
-                                      FsOf(req).CountWrite(ino, *n);
-                                      fuse_reply_write(req, *n);
-                                    });
-                                  });
+    Filesystem& fs = FsOf(req);
+    // Write-behind unless asked otherwise: the reply goes out once the bytes
+    // are copied and queued, so the next request overlaps this one's device
+    // write. The data is copied before WriteAsync returns; libfuse may reuse
+    // `buf`.
+    const fs::WriteMode mode =
+        fs.options().sync_writes ? fs::WriteMode::kThrough : fs::WriteMode::kBehind;
+    fs.volume().WriteAsync(
+        ino, static_cast<uint64_t>(off), std::as_bytes(std::span(buf, size)),
+        [req, ino, h](Result<size_t> n) {
+          Guarded(req, [&] {
+            if (!n.ok()) return ReplyError(req, n.status(), ino);
+            if (h != nullptr) h->wrote.store(true, std::memory_order_relaxed);
+            FsOf(req).CountWrite(ino, *n);
+            fuse_reply_write(req, *n);
+          });
+        },
+        mode);
   });
+}
+
+// A write-behind failure keeps its own op and range; it says where it was
+// reported.
+static Status ReportedAt(Status s, std::string_view op) {
+  if (s.op() == "write")
+    return std::move(s).WithDetail(std::string(s.detail()) + "; reported at " + std::string(op));
+  return std::move(s).WithOp(op);
 }
 
 void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Guarded(req, [&] {
     Handle* h = HandleOf(fi);
     if (h != nullptr && h->wrote.exchange(false)) {
-      // close() of a written file commits it, and reports what went wrong.
-      Status s = FsOf(req).volume().Fsync(ino);
-      if (!s.ok()) return ReplyError(req, std::move(s).WithOp("close"), ino);
+      // close() of a written file commits it, so that it survives the daemon
+      // being killed (fsync adds the flush a power cut needs), and reports
+      // what went wrong.
+      Status s = FsOf(req).volume().Persist(ino);
+      if (!s.ok()) return ReplyError(req, ReportedAt(std::move(s), "close"), ino);
     }
     fuse_reply_err(req, 0);
   });
@@ -127,7 +157,7 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   Guarded(req, [&] {
     Status s = FsOf(req).volume().Fsync(ino);
-    if (!s.ok()) return ReplyError(req, s, ino);
+    if (!s.ok()) return ReplyError(req, ReportedAt(std::move(s), "fsync"), ino);
     fuse_reply_err(req, 0);
   });
 }

@@ -24,6 +24,16 @@ Result<uint32_t> ParseCount(std::string_view key, std::string_view value, uint32
   return v;
 }
 
+// A size such as 64K; the message names the option with its value.
+Result<uint64_t> ParseSizeOption(std::string_view key, std::string_view value) {
+  auto v = ParseSize(value, key);
+  if (v.ok()) return v;
+  std::string why(v.status().detail());
+  const std::string quoted = ": \"" + std::string(value) + "\"";
+  if (why.size() >= quoted.size() && why.ends_with(quoted)) why.resize(why.size() - quoted.size());
+  return Bad(std::string(key) + "=" + std::string(value) + ": " + why);
+}
+
 Result<bool> ParseBool(std::string_view key, std::string_view value) {
   if (value.empty() || value == "1" || value == "yes" || value == "on" || value == "true") {
     return true;
@@ -44,7 +54,7 @@ Status ApplyOption(std::string_view item, DaemonOptions* o) {
   const std::string_view value = eq == std::string_view::npos ? "" : item.substr(eq + 1);
   const bool has_value = eq != std::string_view::npos;
   if (key == "block_size") {
-    auto v = ParseSize(value, "block_size");
+    auto v = ParseSizeOption(key, value);
     if (!v.ok()) return v.status();
     o->engine.block_size = *v;
   } else if (key == "queue_depth") {
@@ -67,6 +77,15 @@ Status ApplyOption(std::string_view item, DaemonOptions* o) {
     auto v = ParseCount(key, value, 0, 86400);
     if (!v.ok()) return v.status();
     o->commit_interval_s = *v;
+  } else if (key == "read_ahead") {
+    auto v = ParseSizeOption(key, value);
+    if (!v.ok()) return v.status();
+    if (*v > (uint64_t{1} << 30)) return Bad("read_ahead is at most 1G");
+    o->read_ahead_kb = static_cast<uint32_t>(*v / 1024);
+  } else if (key == "sync_writes") {
+    auto v = ParseBool(key, value);
+    if (!v.ok()) return v.status();
+    o->sync_writes = *v;
   } else if (key == "max_threads") {
     auto v = ParseCount(key, value, 1, 256);
     if (!v.ok()) return v.status();
@@ -180,6 +199,11 @@ std::string DaemonUsage(const char* program) {
          "  no_default_permissions  leave permission checks to nobody (default: the kernel\n"
          "                      checks modes, default_permissions)\n"
          "  log=DEST            stderr, syslog, or a file [stderr with -f, else syslog]\n"
+         "  read_ahead=SIZE     the kernel's read-ahead window for this mount; 0 keeps\n"
+         "                      the kernel's 128K [16M]\n"
+         "  sync_writes[=0|1]   a write returns once its bytes are on the device, and\n"
+         "                      fails itself on a device error (default: write-behind;\n"
+         "                      errors reach the next write, fsync or close) [0]\n"
          "  max_threads=N       threads serving FUSE requests [16]\n"
          "  fault_read=N, fault_write=N, fault_read_nth=N, fault_write_nth=N, fault_seed=S\n"
          "                      testing only: make the device fail one in N reads/writes,\n"

@@ -12,7 +12,10 @@ BIN_DIR holds nvswapfs, mkfs.nvswapfs and fsck.nvswapfs.
 
 import errno
 import hashlib
+import json
 import os
+import random
+import re
 import shutil
 import signal
 import subprocess
@@ -370,17 +373,299 @@ class DeviceFaultTest(MountTest):
         self.assertEqual(read_direct(self.m.path("a.bin"), 4 << 20), a)  # and the data is intact
         self.assertEqual(os.getxattr(self.m.path("a.bin"), "user.nvswapfs.errors"), b"1")
         self.assertEqual(os.getxattr(self.m.path("b.bin"), "user.nvswapfs.errors"), b"0")
+        # Writes are write-behind: the failure reaches the same file's close
+        # (or its next write or fsync), never another file's.
         with self.assertRaises(OSError) as e:
             write_direct(self.m.path("c.bin"), bytes(1 << 20))
         self.assertEqual(e.exception.errno, errno.EIO)
         self.assertEqual(write_direct(self.m.path("d.bin"), b"d" * 4096), 4096)
+        self.assertEqual(os.getxattr(self.m.path("c.bin"), "user.nvswapfs.errors"), b"1")
+        # The bytes that never reached the device read as EIO, not zeros.
+        with self.assertRaises(OSError) as e:
+            read_direct(self.m.path("c.bin"), 4096)
+        self.assertEqual(e.exception.errno, errno.EIO)
         log = self.m.log_text()
         self.assertRegex(log, r'read failed on "/a\.bin" offset=0 length=1048576: '
                               r'Input/output error .*\(errno 5\)')
         self.assertRegex(log, r'write failed on "/c\.bin" offset=0 length=1048576: '
                               r'Input/output error .*\(errno 5\)')
+        self.assertIn("reported at close", log)
         self.remount()  # fsck must be clean after the faults
         self.assertEqual(read_direct(self.m.path("d.bin"), 4096), b"d" * 4096)
+
+    def test_with_sync_writes_the_write_itself_fails(self):
+        self.m.stop()
+        self.m.start(options="sync_writes,fault_write_nth=1")
+        fd = os.open(self.m.path("e.bin"), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            with self.assertRaises(OSError) as e:
+                os.write(fd, b"e" * 8192)
+            self.assertEqual(e.exception.errno, errno.EIO)
+            self.assertEqual(os.write(fd, b"f" * 8192), 8192)
+        finally:
+            os.close(fd)  # nothing left to report
+        with open(self.m.path("e.bin"), "rb") as f:
+            self.assertEqual(f.read(), b"f" * 8192)
+        self.assertRegex(self.m.log_text(), r'write failed on "/e\.bin" offset=0 length=8192: ')
+        self.remount()
+
+
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+
+
+def fallocate(fd, mode, offset, length):
+    """fallocate(2) with a mode, which os.posix_fallocate cannot pass."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    if libc.fallocate(fd, mode, offset, length) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def read_whole_direct(path):
+    """A whole file through O_DIRECT, in aligned 8 MiB reads."""
+    import mmap
+    buf = mmap.mmap(-1, 8 << 20)
+    out = bytearray()
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        while True:
+            n = os.preadv(fd, [buf], len(out))
+            if n == 0:
+                return bytes(out)
+            out += buf[:n]
+    finally:
+        os.close(fd)
+        buf.close()
+
+
+def read_whole_uncached(path):
+    """A whole file through the page cache, after dropping what it held."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 8 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def read_whole_mmap(path):
+    import mmap
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+            return m[:]
+
+
+class StaleDataTest(MountTest):
+    """No file ever shows a deleted file's bytes.
+
+    The whole volume is filled with a distinctive pattern and deleted, so
+    every allocation unit a new file gets held the old bytes on the device.
+    New files then leave bytes unwritten in every way there is, and every
+    byte not written must read as zero: buffered, O_DIRECT and mmap, before
+    and after a remount. Finally the device itself is read under the new
+    files' unwritten extents, to show the old bytes really are there (so the
+    zeros come from the filesystem, not from luck).
+    """
+
+    size = "128M"
+    MIB = 1 << 20
+    MARK = b"\xa5OLD-FILE-BYTES\x5a"  # 16 bytes: tiles 4 KiB blocks exactly
+
+    def fill_and_delete(self):
+        chunk = self.MARK * (self.MIB // len(self.MARK))
+        free_before = os.statvfs(self.m.mnt).f_bfree
+        names, full = [], False
+        while not full:
+            name = self.m.path(f"old{len(names)}")
+            names.append(name)
+            try:
+                with open(name, "wb") as f:
+                    for _ in range(16):
+                        f.write(chunk)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                self.assertEqual(e.errno, errno.ENOSPC, e)
+                full = True
+        # Every allocation unit of the data region now holds the pattern.
+        self.assertEqual(os.statvfs(self.m.mnt).f_bfree, 0)
+        for name in names:
+            os.unlink(name)
+        # The space is reusable once the unlinks are committed: fsync commits.
+        with open(self.m.path("commit"), "wb") as f:
+            os.fsync(f.fileno())
+        self.assertEqual(os.statvfs(self.m.mnt).f_bfree, free_before)
+        return len(names)
+
+    def make_new_files(self):
+        """Creates the new files; returns {name: the bytes each must hold}."""
+        MIB = self.MIB
+        want = {}
+
+        def fresh(name):
+            return os.open(self.m.path(name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+
+        # A write far into a file: the hole before it, and the rest of its
+        # unit, read as zeros.
+        fd = fresh("sparse")
+        os.pwrite(fd, b"S" * 4096, 40 * MIB + 8192)
+        os.fsync(fd)
+        os.close(fd)
+        want["sparse"] = bytes(40 * MIB + 8192) + b"S" * 4096
+
+        # Truncate-extend, then a few bytes written into the middle.
+        fd = fresh("extended")
+        os.ftruncate(fd, 8 * MIB)
+        os.pwrite(fd, b"E" * 10, 3 * MIB + 1)
+        os.fsync(fd)
+        os.close(fd)
+        w = bytearray(8 * MIB)
+        w[3 * MIB + 1:3 * MIB + 11] = b"E" * 10
+        want["extended"] = bytes(w)
+
+        # posix_fallocate: allocated units, nothing written yet; then a
+        # little written into one of them.
+        fd = fresh("fallocated")
+        os.posix_fallocate(fd, 0, 8 * MIB)
+        self.assertEqual(os.fstat(fd).st_size, 8 * MIB)
+        os.pwrite(fd, b"F" * 100, 2 * MIB + 300)
+        os.fsync(fd)
+        os.close(fd)
+        w = bytearray(8 * MIB)
+        w[2 * MIB + 300:2 * MIB + 400] = b"F" * 100
+        want["fallocated"] = bytes(w)
+
+        # fallocate with KEEP_SIZE: space beyond the end of the file, which
+        # a truncate-extend and a write then bring inside it.
+        fd = fresh("keep_size")
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 8 * MIB)
+        self.assertEqual(os.fstat(fd).st_size, 0)
+        os.ftruncate(fd, 6 * MIB)
+        os.pwrite(fd, b"K" * 50, 7 * MIB + 7)
+        os.fsync(fd)
+        os.close(fd)
+        w = bytearray(7 * MIB + 57)
+        w[7 * MIB + 7:] = b"K" * 50
+        want["keep_size"] = bytes(w)
+
+        # 100 bytes at an unaligned offset: the rest of its 4 KiB block and
+        # of its 1 MiB unit; the file is then extended by a write in the next
+        # unit (no truncate involved), and by a truncate.
+        fd = fresh("unaligned")
+        os.pwrite(fd, b"U" * 100, 5000)
+        os.fsync(fd)
+        os.pwrite(fd, b"u", MIB + 10)
+        os.fsync(fd)
+        os.close(fd)
+        w = bytearray(MIB + 11)
+        w[5000:5100] = b"U" * 100
+        w[MIB + 10] = ord("u")
+        want["unaligned"] = bytes(w)
+        fd = fresh("unaligned_truncated")
+        os.pwrite(fd, b"V" * 100, 5000)
+        os.ftruncate(fd, 2 * MIB)
+        os.fsync(fd)
+        os.close(fd)
+        w = bytearray(2 * MIB)
+        w[5000:5100] = b"V" * 100
+        want["unaligned_truncated"] = bytes(w)
+
+        # Written, truncated down to the middle of a block, extended again:
+        # zeros past the cut, by truncate and by a write beyond it.
+        for name, extend_by_write in (("cut", False), ("cut_then_write", True)):
+            fd = fresh(name)
+            os.pwrite(fd, b"C" * (3 * MIB), 0)
+            os.fsync(fd)
+            os.ftruncate(fd, MIB + 777)
+            if extend_by_write:
+                os.pwrite(fd, b"W" * 3, 3 * MIB - 3)
+            else:
+                os.ftruncate(fd, 3 * MIB)
+            os.fsync(fd)
+            os.close(fd)
+            w = bytearray(3 * MIB)
+            w[:MIB + 777] = b"C" * (MIB + 777)
+            if extend_by_write:
+                w[3 * MIB - 3:] = b"W" * 3
+            want[name] = bytes(w)
+
+        # Punched holes, unaligned and covering whole units.
+        fd = fresh("punched")
+        os.pwrite(fd, b"P" * (6 * MIB), 0)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, MIB + 100, 2 * MIB)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4 * MIB, MIB)
+        os.fsync(fd)
+        os.close(fd)
+        w = bytearray(b"P" * (6 * MIB))
+        w[MIB + 100:3 * MIB + 100] = bytes(2 * MIB)
+        w[4 * MIB:5 * MIB] = bytes(MIB)
+        want["punched"] = bytes(w)
+
+        # An O_DIRECT write of one block into a new unit.
+        import mmap
+        buf = mmap.mmap(-1, 4096)
+        buf[:] = b"D" * 4096
+        fd = os.open(self.m.path("direct"), os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
+        os.pwritev(fd, [buf], MIB + 4096)
+        os.close(fd)
+        os.truncate(self.m.path("direct"), 3 * MIB)
+        want["direct"] = bytes(MIB + 4096) + b"D" * 4096 + bytes(2 * MIB - 8192)
+        return want
+
+    def check_files(self, want, when):
+        readers = (("buffered", read_whole_uncached), ("O_DIRECT", read_whole_direct),
+                   ("mmap", read_whole_mmap))
+        for name, expected in want.items():
+            for how, reader in readers:
+                got = reader(self.m.path(name))
+                if got == expected:
+                    continue
+                self.assertEqual(len(got), len(expected), f"{name} ({how}, {when}): size")
+                at = next(i for i in range(len(got)) if got[i] != expected[i])
+                stale = self.MARK[:6] in got
+                self.fail(f"{name} ({how} read, {when}): byte {at} is {got[at]:#x}, should be "
+                          f"{expected[at]:#x}" +
+                          ("; the deleted files' pattern shows through" if stale else ""))
+
+    def stale_bytes_under_unwritten_extents(self, names):
+        """Reads the device beneath the files' unwritten extents."""
+        p = run(os.path.join(BIN, "nvswapfs-dump"), "--json", self.m.image,
+                *("/" + n for n in names))
+        found = 0
+        with open(self.m.image, "rb") as img:
+            for entry in json.loads(p.stdout)["paths"]:
+                for ext in entry["extents"]:
+                    if ext["unwritten"]:
+                        img.seek(ext["device_offset"])
+                        found += img.read(ext["bytes"]).count(self.MARK) * len(self.MARK)
+        return found
+
+    def test_new_files_never_show_deleted_bytes(self):
+        filled = self.fill_and_delete()
+        want = self.make_new_files()
+        self.check_files(want, "before remount")
+        self.m.stop()
+        self.m.fsck()
+        stale = self.stale_bytes_under_unwritten_extents(want)
+        # The new files live in space that held the pattern, and much of it
+        # is still there on the device, unwritten: only the filesystem keeps
+        # it from being read.
+        self.assertGreater(stale, 16 * self.MIB, "the new files did not reuse the freed space")
+        self.m.start()
+        self.check_files(want, "after remount")
+        print(f"\n  stale data: volume filled with {filled} files and emptied; "
+              f"{len(want)} new files read as written; {stale >> 20} MiB of the old pattern "
+              "lie on the device under their unwritten extents", file=sys.stderr)
 
 
 def as_nobody(*cmd):
@@ -388,13 +673,25 @@ def as_nobody(*cmd):
     return run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd, check=False)
 
 
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        crc = n
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
 def crc32c(data):
     """CRC-32C (Castagnoli), as the on-device format uses."""
     crc = 0xFFFFFFFF
+    table = _CRC32C_TABLE
     for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
     return crc ^ 0xFFFFFFFF
 
 
@@ -490,6 +787,362 @@ class BadVolumeTest(unittest.TestCase):
         run(os.path.join(BIN, "fsck.nvswapfs"), "-n", self.image)
         run(os.path.join(BIN, "nvswapfs"), self.image, self.mnt)
         self.assertTrue(is_mounted(self.mnt))
+
+
+WALKER = r'''
+import errno, hashlib, json, os, sys
+root = sys.argv[1]
+seen = {"files_read": 0, "errors": {}, "tree": {}}
+def failed(path, e):
+    name = errno.errorcode.get(e.errno, str(e.errno))
+    seen["errors"][name] = seen["errors"].get(name, 0) + 1
+    seen["tree"][path] = "error " + name
+def visit(path):
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError as e:
+        failed(path, e)
+        return
+    for entry in entries:
+        rel = os.path.relpath(entry.path, root)
+        try:
+            st = entry.stat(follow_symlinks=False)
+            what = f"mode {st.st_mode:o} size {st.st_size}"
+            for name in sorted(os.listxattr(entry.path, follow_symlinks=False)):
+                value = os.getxattr(entry.path, name, follow_symlinks=False)
+                what += f" {name}={value.hex()}"
+            if entry.is_symlink():
+                what += " -> " + os.readlink(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                h = hashlib.sha256()
+                with open(entry.path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                what += " sha256 " + h.hexdigest()
+                seen["files_read"] += 1
+            seen["tree"][rel] = what
+            if entry.is_dir(follow_symlinks=False):
+                visit(entry.path)
+        except OSError as e:
+            failed(rel, e)
+visit(root)
+print(json.dumps(seen))
+'''
+
+
+class CorruptMetadataTest(unittest.TestCase):
+    """Random bytes flipped in every metadata region, then fsck and a mount.
+
+    A small volume is populated through a mount and left either cleanly
+    unmounted (everything in a checkpoint) or killed with -9 after more
+    fsync'd changes (commits in the log to replay). For each metadata region
+    (both superblocks, both checkpoint slots, the log) and several seeds, a
+    copy of the image gets a few random bytes flipped, either as they come
+    (the checksums catch them) or with the checksums recomputed (so the
+    decoders and the volume's own checks see the damage). Then `fsck -n` and
+    a mount must neither die by a signal nor hang; a refused mount says why
+    in one line; a mount that succeeds lists and reads everything (EIO is
+    allowed for damaged files) and unmounts; when fsck finds nothing wrong
+    the mount must succeed. And damage the checksums catch never goes
+    unnoticed: if the mount shows anything other than the undamaged volume,
+    fsck or the daemon must have reported it (the one exception is the last
+    commit of the log, which damage makes look like a commit a crash tore).
+
+    NVSWAPFS_CORRUPT_SEEDS=N tries N seeds per region and mode (default 3);
+    NVSWAPFS_CORRUPT_VERBOSE=1 prints one line per image.
+    """
+
+    TIMEOUT = 30
+    counts = {}
+
+    @classmethod
+    def tearDownClass(cls):
+        c = cls.counts
+        if c:
+            print(f"\n  corrupt images: {c.get('tried', 0)} tried, {c.get('refused', 0)} refused, "
+                  f"{c.get('clean', 0)} mounted clean, {c.get('damaged', 0)} mounted with damage "
+                  f"reported; fsck exits {dict(sorted(c.get('fsck', {}).items()))}",
+                  file=sys.stderr)
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="nvswapfs-corrupt-", dir="/var/tmp")
+        self.seeds = int(os.environ.get("NVSWAPFS_CORRUPT_SEEDS", "3"))
+
+    def tearDown(self):
+        for d in (os.path.join(self.tmp, "w", "mnt"), os.path.join(self.tmp, "mnt")):
+            if is_mounted(d):
+                run("fusermount3", "-u", d, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- the volume to damage -------------------------------------------
+
+    def populate(self, killed):
+        m = Mount(os.path.join(self.tmp, "w"), size="64M").start()
+        os.makedirs(m.path("ckpt", "step-1"))
+        os.mkdir(m.path("empty"))
+        for i in range(8):
+            with open(m.path("ckpt", "step-1", f"shard{i}"), "wb") as f:
+                f.write(bytes([i + 1]) * (i * 300_000 + 17))
+            os.setxattr(m.path("ckpt", "step-1", f"shard{i}"), "user.i", str(i).encode())
+        fd = os.open(m.path("sparse"), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.pwrite(fd, b"s" * 5000, 3 << 20)
+        os.posix_fallocate(fd, 0, 1 << 20)
+        os.close(fd)
+        os.symlink("ckpt/step-1/shard3", m.path("latest"))
+        os.link(m.path("ckpt", "step-1", "shard2"), m.path("hard"))
+        m.stop()
+        if killed:
+            # More changes, each fsync'd, then no chance to checkpoint them.
+            m.start()
+            os.mkdir(m.path("ckpt", "step-2"))
+            for i in range(5):
+                with open(m.path("ckpt", "step-2", f"shard{i}"), "wb") as f:
+                    f.write(bytes([0x40 + i]) * (i * 200_000 + 1))
+                    os.fsync(f.fileno())
+            os.rename(m.path("ckpt", "step-1", "shard0"), m.path("renamed"))
+            os.unlink(m.path("ckpt", "step-1", "shard1"))
+            os.truncate(m.path("ckpt", "step-1", "shard4"), 1000)
+            with open(m.path("synced"), "wb") as f:
+                f.write(b"last")
+                os.fsync(f.fileno())
+            m.kill()
+        m.fsck()
+        return m.image
+
+    def layout(self, image):
+        """Each metadata region as a list of structures (offset, length,
+        spans), where spans are the (start, length) parts of the structure
+        that carry meaning, padding left out."""
+        info = json.loads(run(os.path.join(BIN, "nvswapfs-dump"), "--json", image).stdout)
+        regions = {r["name"]: (r["offset"], r["size"]) for r in info["superblock"]["regions"]}
+        with open(image, "rb") as f:
+            def block(offset):
+                f.seek(offset)
+                return f.read(4096)
+
+            def checkpoint(offset, size):
+                head = block(offset)
+                if head[:8] != b"NVSWCKPT":
+                    return [(offset, 4096, [(0, 128)])]  # a slot never written
+                body = int.from_bytes(head[48:56], "little")
+                length = min(size, 4096 + -(-body // 4096) * 4096)
+                return [(offset, length, [(0, 128), (4096, min(body, length - 4096))])]
+
+            def log(offset, size):
+                """Every commit found from the log's start."""
+                commits, at = [], 0
+                while at + 4096 <= size:
+                    head = block(offset + at)
+                    if head[:8] != b"NVSWLOG1":
+                        break
+                    payload = int.from_bytes(head[32:36], "little")
+                    length = min(size - at, -(-(64 + payload) // 4096) * 4096)
+                    commits.append((offset + at, length, [(0, 64), (64, payload)]))
+                    at += length
+                return commits or [(offset, 4096, [(0, 64)])]
+
+            superblock = [(0, 208), (4092, 4)]  # the fields and the checksum
+            return info, {
+                "primary superblock": [(0, 4096, superblock)],
+                "backup superblock": [(regions["backup superblock"][0], 4096, superblock)],
+                "checkpoint slot 0": checkpoint(*regions["checkpoint slot 0"]),
+                "checkpoint slot 1": checkpoint(*regions["checkpoint slot 1"]),
+                "log": log(*regions["log"]),
+            }
+
+    # -- damage -----------------------------------------------------------
+
+    @staticmethod
+    def damage(image, region, structures, rng, reseal):
+        """Flips 1-4 random meaningful bytes of one structure of `region`;
+        with `reseal`, then recomputes its checksums. Returns which one."""
+        index = rng.randrange(len(structures))
+        offset, length, spans = structures[index]
+        if reseal and region.endswith("superblock"):
+            spans = spans[:1]  # the checksum is about to be rewritten anyway
+        spans = [s for s in spans if s[1] > 0]
+        with open(image, "r+b") as f:
+            f.seek(offset)
+            data = bytearray(f.read(length))
+            for _ in range(rng.randint(1, 4)):
+                # Headers are small but dense: give them a fair share.
+                start, span = spans[0] if rng.random() < 0.4 else rng.choice(spans)
+                data[start + rng.randrange(span)] ^= rng.randint(1, 255)
+            if reseal:
+                CorruptMetadataTest.reseal(region, data)
+            f.seek(offset)
+            f.write(data)
+        return index
+
+    @staticmethod
+    def reseal(region, data):
+        """Recomputes the checksums of a damaged structure, as far as it can."""
+        def put(at, value):
+            data[at:at + 4] = value.to_bytes(4, "little")
+
+        if region.endswith("superblock"):
+            put(4092, crc32c(bytes(data[:4092])))
+        elif region.startswith("checkpoint"):
+            body = int.from_bytes(data[48:56], "little")
+            if 4096 + body <= len(data):
+                put(60, crc32c(bytes(data[4096:4096 + body])))
+            put(124, crc32c(bytes(data[:124])))
+        else:
+            payload = int.from_bytes(data[32:36], "little")
+            if 64 + payload <= len(data):
+                put(48, crc32c(bytes(data[64:64 + payload])))
+            put(60, crc32c(bytes(data[:60])))
+
+    # -- what must hold for each damaged image ---------------------------
+
+    def try_image(self, image, label, baseline=None):
+        """fsck -n and a mount of `image`; returns what the mount showed.
+
+        With `baseline` (the undamaged volume's tree), damage that the
+        checksums should catch may not go unreported: if the mount shows
+        anything else, fsck or the daemon must have said so.
+        """
+        c = type(self).counts
+        c["tried"] = c.get("tried", 0) + 1
+        try:
+            p = subprocess.run([os.path.join(BIN, "fsck.nvswapfs"), "-n", image],
+                               capture_output=True, text=True, timeout=self.TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.fail(f"{label}: fsck -n hung")
+        self.assertGreaterEqual(p.returncode, 0, f"{label}: fsck died by signal "
+                                f"{-p.returncode}:\n{p.stdout}{p.stderr}")
+        self.assertIn(p.returncode, (0, 4, 8), f"{label}: fsck -n exited {p.returncode}:\n"
+                      f"{p.stdout}{p.stderr}")
+        fsck_rc = p.returncode
+        c.setdefault("fsck", {})
+        c["fsck"][fsck_rc] = c["fsck"].get(fsck_rc, 0) + 1
+
+        mnt = os.path.join(self.tmp, "mnt")
+        os.makedirs(mnt, exist_ok=True)
+        log = os.path.join(self.tmp, "daemon.log")
+        if os.path.exists(log):
+            os.unlink(log)
+        err_path = os.path.join(self.tmp, "daemon.stderr")
+        with open(err_path, "w") as err:
+            daemon = subprocess.Popen([os.path.join(BIN, "nvswapfs"), "-f", "-o", f"log={log}",
+                                       image, mnt], stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + self.TIMEOUT
+        while not is_mounted(mnt) and daemon.poll() is None:
+            if time.time() > deadline:
+                daemon.kill()
+                daemon.wait()
+                self.fail(f"{label}: the mount neither appeared nor failed within "
+                          f"{self.TIMEOUT} s")
+            time.sleep(0.01)
+        with open(err_path) as f:
+            stderr = f.read()
+
+        if not is_mounted(mnt):
+            rc = daemon.wait()
+            self.assertGreater(rc, 0, f"{label}: refused mount exited {rc}:\n{stderr}")
+            lines = stderr.strip().splitlines()
+            self.assertEqual(len(lines), 1, f"{label}: a refused mount should say why in one "
+                             f"line, said:\n{stderr}")
+            # What failed, on what (the device, or the file whose metadata
+            # is wrong), why, and the errno.
+            self.assertRegex(lines[0], r'^nvswapfs: open (volume|device) failed on "[^"]+": '
+                             r'.+ \(.+\) \(errno \d+\)$', label)
+            self.assertNotEqual(fsck_rc, 0, f"{label}: fsck found the volume clean, yet the "
+                                f"mount was refused: {lines[0]}")
+            c["refused"] = c.get("refused", 0) + 1
+            self.outcome(label, "refused", fsck_rc, lines[0])
+            return None
+
+        try:
+            w = subprocess.run([sys.executable, "-c", WALKER, mnt], capture_output=True,
+                               text=True, timeout=self.TIMEOUT)
+            walk_error = None if w.returncode == 0 else w.stdout + w.stderr
+        except subprocess.TimeoutExpired:
+            walk_error = f"listing and reading the mount hung for {self.TIMEOUT} s"
+        alive = daemon.poll() is None
+        if walk_error is not None or not alive:
+            if alive:
+                daemon.kill()
+            daemon.wait()
+            run("fusermount3", "-u", mnt, check=False)
+            with open(log) as f:
+                self.fail(f"{label}: {walk_error or 'the daemon died'} (daemon exit "
+                          f"{daemon.returncode}); log:\n{f.read()}")
+        seen = json.loads(w.stdout)
+        run("fusermount3", "-u", mnt)
+        try:
+            rc = daemon.wait(timeout=self.TIMEOUT)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+            self.fail(f"{label}: the daemon did not exit after the unmount")
+        with open(log) as f:
+            log_text = f.read()
+        self.assertGreaterEqual(rc, 0, f"{label}: the daemon died by signal {-rc}:\n{log_text}")
+        unexpected = set(seen["errors"]) - {"EIO"}
+        self.assertFalse(unexpected, f"{label}: reading the mount failed with {seen['errors']}")
+        warnings = [line for line in log_text.splitlines()
+                    if re.search(r"\] (warning|error): ", line)]
+        reported = fsck_rc != 0 or rc != 0 or seen["errors"] or warnings
+        if fsck_rc == 0:
+            self.assertEqual(rc, 0, f"{label}: fsck found nothing wrong, yet the daemon exited "
+                             f"{rc}:\n{log_text}")
+            self.assertEqual(seen["errors"], {}, f"{label}: fsck found nothing wrong, yet reads "
+                             f"failed: {seen['errors']}")
+        if baseline is not None and not reported and seen["tree"] != baseline:
+            lost = sorted(set(baseline) - set(seen["tree"]))
+            changed = sorted(k for k in baseline if k in seen["tree"] and
+                             seen["tree"][k] != baseline[k])
+            self.fail(f"{label}: the volume changed without a word: fsck -n exited 0, the daemon "
+                      f"logged no warning, yet {len(lost)} of {len(baseline)} entries are gone "
+                      f"({', '.join(lost[:6])}) and {len(changed)} differ "
+                      f"({', '.join(changed[:6])})")
+        kind = "damaged" if reported else "clean"
+        c[kind] = c.get(kind, 0) + 1
+        self.outcome(label, f"mounted, {kind}", fsck_rc,
+                     f"read {seen['files_read']} files, errors {seen['errors']}, exit {rc}" +
+                     "".join("; " + line.split("] ", 1)[-1] for line in warnings))
+        return seen["tree"]
+
+    @staticmethod
+    def outcome(label, what, fsck_rc, detail):
+        """With NVSWAPFS_CORRUPT_VERBOSE=1, one line per image tried."""
+        if os.environ.get("NVSWAPFS_CORRUPT_VERBOSE"):
+            print(f"\n  {label}: fsck {fsck_rc}, {what}: {detail}", file=sys.stderr)
+
+    def flip_everywhere(self, killed):
+        base = self.populate(killed)
+        info, regions = self.layout(base)
+        if killed:
+            self.assertGreater(info["log"]["commits_replayed"], 0, "no commits in the log")
+        image = os.path.join(self.tmp, "damaged.img")
+        shutil.copyfile(base, image)
+        baseline = self.try_image(image, "undamaged image")
+        self.assertIsNotNone(baseline)
+        self.assertGreater(len(baseline), 10)
+        for region, structures in regions.items():
+            for reseal in (False, True):
+                for seed in range(self.seeds):
+                    shutil.copyfile(base, image)
+                    rng = random.Random(f"{region}/{reseal}/{seed}/{killed}")
+                    at = self.damage(image, region, structures, rng, reseal)
+                    # Recomputed checksums make any damage look valid; and the
+                    # last commit of the log, damaged, is a commit a crash tore:
+                    # in both cases nothing can tell that something is missing.
+                    last_commit = info["log"]["commits_replayed"] - 1
+                    undetectable = reseal or (region == "log" and at == last_commit)
+                    label = (f"{'killed' if killed else 'clean'} volume, {region} "
+                             f"{'' if len(structures) == 1 else f'(commit {at}) '}"
+                             f"{'checksums recomputed' if reseal else 'raw flips'}, seed {seed}")
+                    with self.subTest(label):
+                        self.try_image(image, label,
+                                       baseline=None if undetectable else baseline)
+
+    def test_flips_after_a_clean_unmount(self):
+        self.flip_everywhere(killed=False)
+
+    def test_flips_with_commits_in_the_log(self):
+        self.flip_everywhere(killed=True)
 
 
 class PermissionTest(MountTest):
@@ -694,6 +1347,58 @@ class ErrorsTest(MountTest):
                 check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("missing.img", p.stderr)
+
+    def test_a_busy_mount_point_is_refused(self):
+        # Another volume pointed at a mount point already in use must not be
+        # stacked on top of it, hiding the files of the first.
+        with open(self.m.path("mine"), "wb") as f:
+            f.write(b"first volume")
+        other = os.path.join(self.tmp, "other.img")
+        run(os.path.join(BIN, "mkfs.nvswapfs"), "--size", "64M", other)
+        p = run(os.path.join(BIN, "nvswapfs"), "-o", f"log={self.tmp}/other.log", other,
+                self.m.mnt, check=False)
+        with open("/proc/mounts") as f:
+            mounts = [line for line in f if line.split()[1] == self.m.mnt]
+        if len(mounts) > 1:
+            run("fusermount3", "-u", self.m.mnt)  # takes the top one off
+            deadline = time.time() + 20
+            while run(os.path.join(BIN, "fsck.nvswapfs"), "-n", other,
+                      check=False).returncode == 8 and time.time() < deadline:
+                time.sleep(0.1)
+        self.assertEqual(len(mounts), 1, f"a second volume was mounted over {self.m.mnt} "
+                         f"(exit {p.returncode}):\n{''.join(mounts)}")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        self.assertIn(self.m.mnt, p.stderr)
+        with open(self.m.path("mine"), "rb") as f:
+            self.assertEqual(f.read(), b"first volume")
+
+    def test_each_bad_option_is_refused_and_named(self):
+        other = os.path.join(self.tmp, "other")
+        os.mkdir(other)
+        image = os.path.join(self.tmp, "other.img")
+        run(os.path.join(BIN, "mkfs.nvswapfs"), "--size", "64M", image)
+        bad = ["queue_depth=0", "queue_depth=zero", "threads=0", "threads=65", "commit=-1",
+               "commit=abc", "single_submit=7", "overlap=2", "max_threads=0", "block_size=3",
+               "block_size=1X", "fault_read=x", "log=/nonexistent/dir/log", "no_such_option=1",
+               "ro=5"]
+        for option in bad:
+            with self.subTest(option=option):
+                p = run(os.path.join(BIN, "nvswapfs"), "-o", option, image, other, check=False)
+                mounted = is_mounted(other)
+                if mounted:
+                    run("fusermount3", "-u", other)
+                    time.sleep(0.5)  # the daemon commits and lets go of the image
+                self.assertFalse(mounted, f"-o {option} mounted")
+                self.assertNotEqual(p.returncode, 0, f"-o {option} was accepted")
+                # The message points at the culprit: the option or its value.
+                key, value = option.split("=")
+                self.assertTrue(key in p.stderr or f'"{value}"' in p.stderr, p.stderr)
+                self.assertTrue(p.stderr.strip().splitlines()[-1].startswith("nvswapfs: "),
+                                p.stderr)
+                self.assertNotIn("terminate called", p.stderr)
+        # None of them left the image locked or changed.
+        run(os.path.join(BIN, "fsck.nvswapfs"), "-n", image)
 
 
 if __name__ == "__main__":

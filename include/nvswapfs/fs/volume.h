@@ -193,6 +193,11 @@ class Volume {
   Result<size_t> Read(uint64_t ino, uint64_t offset, std::span<std::byte> out);
   Result<size_t> Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
                        WriteMode mode = WriteMode::kThrough);
+  // Commits everything so that it survives the daemon being killed, but
+  // without the flush that makes it survive a power cut (Fsync does that),
+  // and reports a write-behind failure of `ino` as Fsync does. What close()
+  // of a written file costs.
+  Status Persist(uint64_t ino);
   // Reports (once) a write-behind failure of `ino` not yet reported, after
   // waiting for its writes in flight; Ok when there is none.
   Status FlushErrors(uint64_t ino);
@@ -222,10 +227,12 @@ class Volume {
          const VolumeOptions& options);
 
   // Everything below requires mu_ unless it says otherwise.
-  Status CommitLocked();
+  // Without `durable`, the commit survives the process being killed but not
+  // a power cut (no flush after it); space it frees stays pending.
+  Status CommitLocked(bool durable = true);
   Status CheckpointLocked();
   // Forgets the change that just became durable.
-  void Committed();
+  void Committed(bool durable = true);
   void MarkDirty(uint64_t ino);
   void LogDirent(Record record);
   Attr AttrOf(const Inode& inode) const;

@@ -40,12 +40,23 @@ struct FileCounters {
 
 struct FilesystemOptions {
   bool read_only = false;
+  // Write-through instead of write-behind (see fs::WriteMode).
+  bool sync_writes = false;
   // Reply buffers for reads in flight (1 MiB each): the bound on the memory
   // reads take, however many the kernel sends at once.
   size_t read_buffers = 32;
   // Seconds the kernel may cache names and attributes. Every change goes
   // through this daemon, so the kernel's copy never goes stale behind it.
   double attr_timeout_s = 1.0;
+  // The kernel's read-ahead window for this mount, in KiB (0: leave the
+  // kernel's default of 128 KiB). Set once the connection is up, through
+  // the mount's backing-device entry in /sys/class/bdi; needs root.
+  std::string mountpoint;
+  uint32_t read_ahead_kb = 0;
+  // Read-ahead of the daemon's own for opens that bypass the page cache:
+  // requests read ahead per file, and 1 MiB buffers for all of them.
+  size_t read_ahead_depth = 8;
+  size_t read_ahead_buffers = 32;
 };
 
 class Filesystem {
@@ -62,10 +73,15 @@ class Filesystem {
   // A page-aligned buffer for one read reply, from a bounded pool (waits
   // when all are in use); `size` is at most 1 MiB, libfuse's request size.
   aio::BufferPool::Lease AcquireReadBuffer(size_t size);
+  aio::BufferPool& read_ahead_pool() { return *read_ahead_buffers_; }
   const FilesystemOptions& options() const { return options_; }
 
-  // Counting, called by the callbacks.
-  void CountOp() { ops_.fetch_add(1, std::memory_order_relaxed); }
+  // Called by every callback: counts it, and after the connection's set-up
+  // (which caps the kernel's read-ahead) applies the read-ahead window once.
+  void CountOp() {
+    ops_.fetch_add(1, std::memory_order_relaxed);
+    if (!tuned_.load(std::memory_order_acquire)) TuneKernel();
+  }
   void CountError(uint64_t ino);
   void CountRead(uint64_t ino, uint64_t bytes);
   void CountWrite(uint64_t ino, uint64_t bytes);
@@ -78,9 +94,14 @@ class Filesystem {
   std::string VirtualXattr(uint64_t ino, std::string_view name);
 
  private:
+  void TuneKernel();
+
   fs::Volume& volume_;
   const FilesystemOptions options_;
+  std::atomic<bool> tuned_{false};
+  std::once_flag tune_once_;
   std::unique_ptr<aio::BufferPool> read_buffers_;
+  std::unique_ptr<aio::BufferPool> read_ahead_buffers_;
   std::atomic<uint64_t> ops_{0}, errors_{0}, bytes_read_{0}, bytes_written_{0};
   std::mutex mu_;
   std::unordered_map<uint64_t, uint64_t> lookups_;       // guarded by mu_

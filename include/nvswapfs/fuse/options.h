@@ -38,6 +38,12 @@ struct DaemonOptions {
   aio::EngineOptions engine;
   bool read_only = false;
   uint32_t commit_interval_s = 5;
+  // Writes report once on the device (WriteMode::kThrough) instead of once
+  // queued for it.
+  bool sync_writes = false;
+  // The kernel's read-ahead window (KiB): deep sequential reads through the
+  // page cache.
+  uint32_t read_ahead_kb = 16 * 1024;
   bool allow_other = false;
   bool default_permissions = true;
   // "stderr", "syslog" or a file path; empty: stderr in the foreground,

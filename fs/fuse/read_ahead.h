@@ -1,0 +1,59 @@
+// Read-ahead for one open file whose reads bypass the page cache (O_DIRECT
+// opens, where the kernel does no read-ahead of its own); not a public API.
+//
+// A client reading a file sequentially one request at a time (`dd
+// iflag=direct`, a loader reading a tensor in 1 MiB calls) waits for each
+// device read in turn. Once two requests in a row continue each other, this
+// reads the next ones ahead, of the same size, into buffers from a shared,
+// bounded pool, and answers the requests that follow from them. Anything
+// else (a jump, a request of another size, several requests at once, a
+// write to the file) drops what was read ahead: a cache entry is used only
+// if the file's data version (fs::Volume::DataVersion) is still the one it
+// was read at.
+#pragma once
+
+#include <fuse3/fuse_lowlevel.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "nvswapfs/aio/buffer.h"
+#include "nvswapfs/fs/volume.h"
+
+namespace nvswapfs::fuse::internal {
+
+class ReadAhead {
+ public:
+  // Requests read ahead at most: `depth` of them.
+  ReadAhead(fs::Volume& volume, aio::BufferPool& pool, uint64_t ino, size_t depth);
+  ~ReadAhead();
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+
+  // Answers `req` for [offset, offset + size) from what was read ahead and
+  // returns true, or returns false (the caller reads it) after noting the
+  // request for detecting a sequential stream. Also starts reading ahead.
+  bool Serve(fuse_req_t req, uint64_t offset, size_t size);
+  // The caller's own read of a request Serve passed on has finished.
+  void Finished();
+
+ private:
+  struct Entry;
+  void DropLocked();
+  void FillLocked(uint64_t version);
+
+  fs::Volume& volume_;
+  aio::BufferPool& pool_;
+  const uint64_t ino_;
+  const size_t depth_;
+  std::mutex mu_;
+  std::deque<std::shared_ptr<Entry>> ahead_;  // guarded by mu_, in file order
+  uint64_t next_ = UINT64_MAX;                // where the stream goes next
+  size_t size_ = 0;                           // its request size
+  int streak_ = 0;                            // requests in a row that continued
+  int outstanding_ = 0;                       // reads the caller has running
+};
+
+}  // namespace nvswapfs::fuse::internal
