@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mount_table.h"
 #include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/aio/fault_injector.h"
 #include "nvswapfs/fs/volume.h"
@@ -136,43 +137,6 @@ std::string OneLine(std::string text) {
   return out;
 }
 
-// Undoes the octal escapes (\040 for a space) of a /proc/self/mountinfo field.
-std::string Unescape(std::string_view field) {
-  const auto octal = [](char c) { return c >= '0' && c <= '7'; };
-  std::string out;
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && i + 3 < field.size() && octal(field[i + 1]) && octal(field[i + 2]) &&
-        octal(field[i + 3])) {
-      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
-                               (field[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += field[i];
-    }
-  }
-  return out;
-}
-
-// What is mounted at `path` ("TYPE SOURCE", the last of them), or "" when
-// nothing is.
-std::string MountedAt(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, found;
-  while (std::getline(in, line)) {
-    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, mountpoint, word;
-    if (!(fields >> id >> parent >> dev >> root >> mountpoint)) continue;
-    if (Unescape(mountpoint) != path) continue;
-    while (fields >> word && word != "-") {
-    }
-    std::string type, source;
-    fields >> type >> source;
-    found = Unescape(type) + " " + Unescape(source);
-  }
-  return found;
-}
-
 // A mount point left behind by a daemon that died answers ENOTCONN.
 Status CheckMountpoint(const std::string& path, std::string* absolute) {
   struct stat st {};
@@ -193,9 +157,10 @@ Status CheckMountpoint(const std::string& path, std::string* absolute) {
   if (::realpath(path.c_str(), resolved) == nullptr) return Status::FromErrno("mount", path);
   *absolute = resolved;
   // Mounting there again would hide what is mounted, not replace it.
-  if (const std::string what = MountedAt(*absolute); !what.empty()) {
+  if (const auto what = internal::MountedAt(*absolute); what.has_value()) {
     return Status::Error(EBUSY, "mount", path)
-        .WithDetail(*absolute + " is already a mount point (" + what + "); unmount it first");
+        .WithDetail(*absolute + " is already a mount point (" + what->type + " " + what->source +
+                    "); unmount it first");
   }
   return Status::Ok();
 }
@@ -283,7 +248,8 @@ int RunDaemon(int argc, const char* const* argv) {
   Filesystem filesystem(**volume, FilesystemOptions{.read_only = o.read_only,
                                                     .sync_writes = o.sync_writes,
                                                     .mountpoint = mountpoint,
-                                                    .read_ahead_kb = o.read_ahead_kb});
+                                                    .read_ahead_kb = o.read_ahead_kb,
+                                                    .max_read = o.max_read});
   std::vector<std::string> args = {argv[0], "-o", FuseOptionList(o)};
   if (o.debug) args.emplace_back("-d");
   std::vector<char*> cargs;

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "mount_table.h"
 #include "nvswapfs/units.h"
 #include "ops_internal.h"
 
@@ -23,7 +24,10 @@ constexpr size_t kMaxRequest = 1 << 20;
 namespace internal {
 
 void Init(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
+  const auto* fs = static_cast<const Filesystem*>(userdata);
+  // libfuse 3.14 refuses a connection whose init() disagrees with the
+  // max_read mount option.
+  conn->max_read = fs->options().max_read;
   // Large requests both ways: 1 MiB is libfuse 3.14's ceiling.
   conn->max_write = kMaxRequest;
   conn->max_readahead = kMaxRequest;
@@ -145,35 +149,12 @@ const fuse_lowlevel_ops& Filesystem::Operations() {
   return ops;
 }
 
-namespace {
-
-// The "MAJOR:MINOR" of the FUSE mount at `mountpoint`, from
-// /proc/self/mountinfo (a stat() of the mount point would be a request to
-// this very daemon); empty if not found.
-std::string MountDevice(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  std::string found;
-  while (std::getline(in, line)) {
-    // id parent MAJ:MIN root mountpoint options ... - fstype source ...
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    if (!(fields >> id >> parent >> dev >> root >> point)) continue;
-    const size_t dash = line.find(" - ");
-    if (dash == std::string::npos || line.compare(dash + 3, 4, "fuse") != 0) continue;
-    // The last match is the mount on top.
-    if (point == mountpoint) found = dev;
-  }
-  return found;
-}
-
-}  // namespace
-
 void Filesystem::TuneKernel() {
   std::call_once(tune_once_, [&] {
     tuned_.store(true, std::memory_order_release);
     if (options_.read_ahead_kb == 0 || options_.mountpoint.empty()) return;
-    const std::string dev = MountDevice(options_.mountpoint);
+    const auto mount = internal::MountedAt(options_.mountpoint);
+    const std::string dev = mount.has_value() ? mount->device : "";
     const std::string path = "/sys/class/bdi/" + dev + "/read_ahead_kb";
     std::ofstream out(path);
     if (!dev.empty() && out) out << options_.read_ahead_kb << "\n";

@@ -82,6 +82,12 @@ Status ApplyOption(std::string_view item, DaemonOptions* o) {
     if (!v.ok()) return v.status();
     if (*v > (uint64_t{1} << 30)) return Bad("read_ahead is at most 1G");
     o->read_ahead_kb = static_cast<uint32_t>(*v / 1024);
+  } else if (key == "max_read") {
+    // libfuse wants it both as a mount option and from init().
+    auto v = ParseCount(key, value, 4096, 1 << 20);
+    if (!v.ok()) return v.status();
+    o->max_read = *v;
+    o->fuse_options.emplace_back(item);
   } else if (key == "sync_writes") {
     auto v = ParseBool(key, value);
     if (!v.ok()) return v.status();

@@ -1309,6 +1309,17 @@ class ErrorsTest(MountTest):
             open(self.m.path("new"), "w")
         self.assertEqual(e.exception.errno, errno.EROFS)
 
+    def test_libfuse_max_read_option(self):
+        # libfuse wants max_read from both the mount option and init().
+        self.m.stop()
+        self.m.start(options="max_read=131072")
+        data = os.urandom(3 << 20)
+        with open(self.m.path("r.bin"), "wb") as f:
+            f.write(data)
+        self.assertEqual(read_direct(self.m.path("r.bin"), len(data)), data)
+        with open(self.m.path("r.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+
     def test_mount_t_fuse_nvswapfs(self):
         # mount(8) hands fuse.nvswapfs to mount.fuse3, which runs the daemon
         # found on PATH with the options given.

@@ -55,6 +55,8 @@ struct FilesystemOptions {
   uint32_t read_ahead_kb = 0;
   // Read-ahead of the daemon's own for opens that bypass the page cache:
   // requests read ahead per file, and 1 MiB buffers for all of them.
+  // Largest read request, as given with -o max_read (0: no limit of ours).
+  uint32_t max_read = 0;
   size_t read_ahead_depth = 8;
   size_t read_ahead_buffers = 32;
 };

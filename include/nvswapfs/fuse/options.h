@@ -44,6 +44,8 @@ struct DaemonOptions {
   // The kernel's read-ahead window (KiB): deep sequential reads through the
   // page cache.
   uint32_t read_ahead_kb = 16 * 1024;
+  // Largest read request (libfuse's max_read); 0: 1 MiB.
+  uint32_t max_read = 0;
   bool allow_other = false;
   bool default_permissions = true;
   // "stderr", "syslog" or a file path; empty: stderr in the foreground,
