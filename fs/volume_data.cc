@@ -194,17 +194,14 @@ Status Volume::EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_blo
   return Status::Ok();
 }
 
-// One read or write in flight. It holds a reference for every engine
-// request it issued plus one for its submitter; the last one to let go hands
-// the finish to the executor.
+// One read in flight. It holds a reference for every engine request it
+// issued plus one for its submitter; the last one to let go hands the finish
+// to the executor.
 struct Volume::Transfer {
   uint64_t ino;
   std::string path;
   uint64_t offset;
   uint64_t length;
-  bool write;
-  uint64_t first_block = 0;
-  uint64_t end_block = 0;
   TransferDone done;
   std::atomic<int> references{1};
   std::mutex mu;
@@ -247,24 +244,12 @@ void Volume::FinishTransfer(Transfer* t) {
   }
   {
     std::lock_guard lock(mu_);
-    Inode* inode = meta_.Find(t->ino);
-    if (t->write && error.ok() && inode != nullptr) {
-      inode->extents.SetUnwritten(t->first_block, t->end_block - t->first_block, false);
-      inode->attr.size = std::max(inode->attr.size, t->offset + t->length);
-      inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
-      data_unflushed_ = true;
-      MarkDirty(t->ino);
-    }
     Unpin(t->ino);
     if (--transfers_ == 0) transfers_done_.notify_all();
   }
-  if (t->write) {
-    Gate(t->ino).Unlock();
-  } else {
-    Gate(t->ino).UnlockShared();
-  }
+  Gate(t->ino).UnlockShared();
   if (!error.ok()) {
-    t->done(FileError(t->write ? "write" : "read", t->path, t->offset, t->length, error));
+    t->done(FileError("read", t->path, t->offset, t->length, error));
   } else {
     t->done(static_cast<size_t>(t->length));
   }
@@ -331,21 +316,28 @@ void Volume::DropTailLocked(uint64_t ino) {
   tails_.erase(ino);
 }
 
-Status Volume::FillEdgeLocked(const std::vector<Segment>& segments, uint64_t block, std::byte* dest,
-                              size_t from, size_t to) {
-  if (from >= to) return Status::Ok();
-  for (const Segment& s : segments) {
-    if (block < s.logical || block >= s.logical + s.count) continue;
-    if (s.hole() || s.unwritten) {
-      std::memset(dest + from, 0, to - from);
+Status Volume::FillEdgesLocked(const Inode& inode, uint64_t from, uint64_t to, uint64_t window,
+                               std::byte* window_data) {
+  const uint64_t first = from / kBlockSize;
+  const uint64_t last = (to - 1) / kBlockSize;
+  const std::vector<Segment> segments = inode.extents.Lookup(first, last + 1 - first);
+  // Bytes [begin, end) of file block `block`: zeros where nothing was ever
+  // written, else what the device holds.
+  auto fill = [&](uint64_t block, size_t begin, size_t end) -> Status {
+    std::byte* dest = window_data + (block * kBlockSize - window);
+    for (const Segment& seg : segments) {
+      if (block < seg.logical || block >= seg.logical + seg.count) continue;
+      if (seg.hole() || seg.unwritten) break;
+      NVSWAPFS_RETURN_IF_ERROR(
+          ReadBlock(*engine_, *seg.physical + (block - seg.logical), edge_block_.data()));
+      std::memcpy(dest + begin, edge_block_.data() + begin, end - begin);
       return Status::Ok();
     }
-    NVSWAPFS_RETURN_IF_ERROR(
-        ReadBlock(*engine_, *s.physical + (block - s.logical), edge_block_.data()));
-    std::memcpy(dest + from, edge_block_.data() + from, to - from);
+    std::memset(dest + begin, 0, end - begin);
     return Status::Ok();
-  }
-  std::memset(dest + from, 0, to - from);
+  };
+  if (from % kBlockSize != 0) NVSWAPFS_RETURN_IF_ERROR(fill(first, 0, from % kBlockSize));
+  if (to % kBlockSize != 0) NVSWAPFS_RETURN_IF_ERROR(fill(last, to % kBlockSize, kBlockSize));
   return Status::Ok();
 }
 
@@ -482,16 +474,8 @@ void Volume::FlushTailLocked(uint64_t ino) {
   op->offset = tail->lo;
   op->length = tail->hi - tail->lo;
   std::byte* data = tail->lease.data();
-  const std::vector<Segment> before =
-      inode->extents.Lookup(blocks.first, blocks.end - blocks.first);
   // The rest of partly gathered first and last blocks: what the file holds.
-  Status s = FillEdgeLocked(before, blocks.first, data + (blocks.first * kBlockSize - tail->window),
-                            0, tail->lo % kBlockSize);
-  if (s.ok() && tail->hi % kBlockSize != 0) {
-    const uint64_t last = blocks.end - 1;
-    s = FillEdgeLocked(before, last, data + (last * kBlockSize - tail->window),
-                       tail->hi % kBlockSize, kBlockSize);
-  }
+  Status s = FillEdgesLocked(*inode, tail->lo, tail->hi, tail->window, data);
   if (!s.ok()) {
     // The gathered bytes cannot be placed: lost, like a failed write.
     {
@@ -616,17 +600,7 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
                         {}};
             // The rest of partly written first and last blocks: what the
             // file holds there.
-            const std::vector<Segment> before =
-                inode->extents.Lookup(blocks.first, blocks.end - blocks.first);
-            std::byte* buf = piece.lease->data();
-            Status s =
-                FillEdgeLocked(before, blocks.first, buf + (blocks.first * kBlockSize - window), 0,
-                               pos % kBlockSize);
-            if (s.ok() && to % kBlockSize != 0) {
-              const uint64_t last = blocks.end - 1;
-              s = FillEdgeLocked(before, last, buf + (last * kBlockSize - window), to % kBlockSize,
-                                 kBlockSize);
-            }
+            Status s = FillEdgesLocked(*inode, pos, to, window, piece.lease->data());
             if (!s.ok()) {
               refused = FileError("write", op->path, offset, op->length, s);
               break;
@@ -663,7 +637,6 @@ void Volume::ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out, 
   auto t = std::make_unique<Transfer>();
   t->ino = ino;
   t->offset = offset;
-  t->write = false;
   t->done = std::move(done);
   std::vector<Segment> segments;
   Status refused;

@@ -291,10 +291,12 @@ class Volume {
   // Turns finished failed writes into unwritten, lost ranges and an error
   // to report.
   void ReapWriteFailuresLocked();
-  // Fills bytes [from, to) of file block `block` in `dest` (the block's
-  // first byte) with what the file holds there: zeros if never written.
-  Status FillEdgeLocked(const std::vector<Segment>& segments, uint64_t block, std::byte* dest,
-                        size_t from, size_t to);
+  // About to write file bytes [from, to) from `window_data` (the bytes of
+  // the file window starting at byte `window`): fills the rest of their
+  // partly covered first and last blocks with what the file holds there,
+  // zeros where nothing was ever written.
+  Status FillEdgesLocked(const Inode& inode, uint64_t from, uint64_t to, uint64_t window,
+                         std::byte* window_data);
   // Marks `blocks` written and registers them in flight; returns their
   // mapping.
   std::vector<Segment> AcceptBlocksLocked(Inode& inode, BlockRange blocks);
