@@ -7,6 +7,7 @@
 #include <iostream>
 #include <ostream>
 
+#include "../common/command_line.h"
 #include "engine_run.h"
 #include "measure.h"
 #include "nvswapfs/aio/block_device.h"
@@ -124,16 +125,8 @@ int Run(const BenchOptions& options) {
 }
 
 int Main(int argc, char** argv) {
-  Result<BenchOptions> options = ParseCommandLine(argc, argv);
-  if (!options.ok()) {
-    std::cerr << UsageErrorLine(options.status()) << "\n";
-    return kExitUsage;
-  }
-  if (options->help) {
-    std::cout << UsageText();
-    return kExitOk;
-  }
-  return Run(*options);
+  return tools::StartMain(ParseCommandLine(argc, argv), kExitUsage, UsageErrorLine, UsageText, "",
+                          Run);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <iostream>
 #include <string>
 #include <string_view>
 
@@ -25,5 +26,29 @@ Status UsageError(std::string_view option, std::string_view detail);
 // The one line a tool prints for a usage error:
 // "PROGRAM: [OPTION: ]DETAIL (see --help)".
 std::string UsageErrorLine(std::string_view program, const Status& status);
+
+// The start of every tool's main(): a command line that did not parse gives
+// its one usage line on stderr and `usage_exit`; --help prints
+// `usage_text()` and --version (for tools whose options have it) the
+// version, both exiting 0; anything else is for `run`.
+template <typename Options, typename UsageLine, typename UsageText, typename Run>
+int StartMain(const Result<Options>& options, int usage_exit, UsageLine usage_line,
+              UsageText usage_text, std::string_view version, Run run) {
+  if (!options.ok()) {
+    std::cerr << usage_line(options.status()) << "\n";
+    return usage_exit;
+  }
+  if (options->help) {
+    std::cout << usage_text();
+    return 0;
+  }
+  if constexpr (requires(const Options& o) { o.version; }) {
+    if (options->version) {
+      std::cout << "nvswapfs " << version << "\n";
+      return 0;
+    }
+  }
+  return run(*options);
+}
 
 }  // namespace nvswapfs::tools

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 
+#include "../common/command_line.h"
 #include "collect.h"
 #include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/aio/block_device.h"
@@ -54,20 +55,8 @@ int Run(const DumpOptions& options) {
 }
 
 int Main(int argc, char** argv) {
-  Result<DumpOptions> options = ParseCommandLine(argc, argv);
-  if (!options.ok()) {
-    std::cerr << UsageErrorLine(options.status()) << "\n";
-    return kExitUsage;
-  }
-  if (options->help) {
-    std::cout << UsageText();
-    return kExitOk;
-  }
-  if (options->version) {
-    std::cout << "nvswapfs " << NVSWAPFS_VERSION << "\n";
-    return kExitOk;
-  }
-  return Run(*options);
+  return tools::StartMain(ParseCommandLine(argc, argv), kExitUsage, UsageErrorLine, UsageText,
+                          NVSWAPFS_VERSION, Run);
 }
 
 }  // namespace

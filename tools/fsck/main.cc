@@ -6,6 +6,7 @@
 
 #include <iostream>
 
+#include "../common/command_line.h"
 #include "nvswapfs/fs/fsck.h"
 #include "options.h"
 #include "output.h"
@@ -14,7 +15,6 @@ namespace nvswapfs::fsck {
 namespace {
 
 // fsck(8)'s exit codes; 0, 1 and 4 come from FsckReport::ExitCode().
-constexpr int kExitOk = 0;
 constexpr int kExitOperationalError = 8;
 constexpr int kExitUsage = 16;
 
@@ -40,20 +40,8 @@ int Run(const FsckCommandLine& command) {
 }
 
 int Main(int argc, char** argv) {
-  Result<FsckCommandLine> command = ParseCommandLine(argc, argv);
-  if (!command.ok()) {
-    std::cerr << UsageErrorLine(command.status()) << "\n";
-    return kExitUsage;
-  }
-  if (command->help) {
-    std::cout << UsageText();
-    return kExitOk;
-  }
-  if (command->version) {
-    std::cout << "nvswapfs " << NVSWAPFS_VERSION << "\n";
-    return kExitOk;
-  }
-  return Run(*command);
+  return tools::StartMain(ParseCommandLine(argc, argv), kExitUsage, UsageErrorLine, UsageText,
+                          NVSWAPFS_VERSION, Run);
 }
 
 }  // namespace

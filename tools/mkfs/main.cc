@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/command_line.h"
 #include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/aio/block_device.h"
 #include "nvswapfs/fs/store.h"
@@ -185,20 +186,8 @@ int Run(const MkfsOptions& options) {
 }
 
 int Main(int argc, char** argv) {
-  Result<MkfsOptions> options = ParseCommandLine(argc, argv);
-  if (!options.ok()) {
-    std::cerr << UsageErrorLine(options.status()) << "\n";
-    return kExitUsage;
-  }
-  if (options->help) {
-    std::cout << UsageText();
-    return kExitOk;
-  }
-  if (options->version) {
-    std::cout << "nvswapfs " << NVSWAPFS_VERSION << "\n";
-    return kExitOk;
-  }
-  return Run(*options);
+  return tools::StartMain(ParseCommandLine(argc, argv), kExitUsage, UsageErrorLine, UsageText,
+                          NVSWAPFS_VERSION, Run);
 }
 
 }  // namespace
