@@ -26,6 +26,22 @@ Result<po::variables_map> ParseStrict(int argc, const char* const* argv,
   return vm;
 }
 
+Result<ToolArgs> ParseToolArgs(int argc, const char* const* argv,
+                               const po::options_description& visible, int max_operands) {
+  po::options_description all = visible;
+  all.add_options()("operand", po::value<std::vector<std::string>>());
+  po::positional_options_description positional;
+  positional.add("operand", max_operands);
+  auto parsed = ParseStrict(argc, argv, all, positional);
+  if (!parsed.ok()) return UsageError("", std::string(parsed.status().detail()));
+  ToolArgs args;
+  args.vm = std::move(parsed).value();
+  args.help = args.vm.count("help") > 0;
+  args.version = args.vm.count("version") > 0;
+  if (args.vm.count("operand")) args.operands = args.vm["operand"].as<std::vector<std::string>>();
+  return args;
+}
+
 Status UsageError(std::string_view option, std::string_view detail) {
   return Status::Error(EINVAL, "parse command line", option).WithDetail(detail);
 }

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "nvswapfs/status.h"
 
@@ -18,6 +19,21 @@ namespace nvswapfs::tools {
 Result<boost::program_options::variables_map> ParseStrict(
     int argc, const char* const* argv, const boost::program_options::options_description& options,
     const boost::program_options::positional_options_description& positional);
+
+// A tool's command line parsed by ParseStrict: its `visible` options plus
+// operands. When `help` or `version` is set the rest need not be read.
+struct ToolArgs {
+  boost::program_options::variables_map vm;
+  std::vector<std::string> operands;
+  bool help = false;
+  bool version = false;
+};
+
+// Parses `visible` options and at most `max_operands` operands (-1: any
+// number); a mistake is a UsageError.
+Result<ToolArgs> ParseToolArgs(int argc, const char* const* argv,
+                               const boost::program_options::options_description& visible,
+                               int max_operands);
 
 // A mistake on the command line: `option` names the option at fault ("" when
 // none does), `detail` says what is wrong.

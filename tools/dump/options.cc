@@ -27,25 +27,15 @@ po::options_description Visible() {
 }  // namespace
 
 Result<DumpOptions> ParseCommandLine(int argc, const char* const* argv) {
-  po::options_description all = Visible();
-  all.add_options()("operand", po::value<std::vector<std::string>>());
-  po::positional_options_description positional;
-  positional.add("operand", -1);
-  auto parsed = tools::ParseStrict(argc, argv, all, positional);
-  if (!parsed.ok()) return UsageError("", std::string(parsed.status().detail()));
-  const po::variables_map& vm = *parsed;
+  auto args = tools::ParseToolArgs(argc, argv, Visible(), -1);
+  if (!args.ok()) return args.status();
   DumpOptions out;
-  if (vm.count("help")) {
-    out.help = true;
-    return out;
-  }
-  if (vm.count("version")) {
-    out.version = true;
-    return out;
-  }
+  out.help = args->help;
+  out.version = args->version;
+  if (out.help || out.version) return out;
+  const po::variables_map& vm = args->vm;
   out.json = vm["json"].as<bool>();
-  std::vector<std::string> operands;
-  if (vm.count("operand")) operands = vm["operand"].as<std::vector<std::string>>();
+  const std::vector<std::string>& operands = args->operands;
   if (operands.empty() || operands.front().empty()) return UsageError("", "no DEVICE given");
   out.device = operands.front();
   out.paths.assign(operands.begin() + 1, operands.end());

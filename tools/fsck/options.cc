@@ -33,27 +33,18 @@ po::options_description Visible() {
 }  // namespace
 
 Result<FsckCommandLine> ParseCommandLine(int argc, const char* const* argv) {
-  po::options_description all = Visible();
-  all.add_options()("device", po::value<std::string>());
-  po::positional_options_description positional;
-  positional.add("device", 1);
-  auto parsed = tools::ParseStrict(argc, argv, all, positional);
-  if (!parsed.ok()) return UsageError("", std::string(parsed.status().detail()));
-  const po::variables_map& vm = *parsed;
+  auto args = tools::ParseToolArgs(argc, argv, Visible(), 1);
+  if (!args.ok()) return args.status();
   FsckCommandLine out;
-  if (vm.count("help")) {
-    out.help = true;
-    return out;
-  }
-  if (vm.count("version")) {
-    out.version = true;
-    return out;
-  }
+  out.help = args->help;
+  out.version = args->version;
+  if (out.help || out.version) return out;
+  const po::variables_map& vm = args->vm;
   const bool check_only = vm["-n"].as<bool>();
   out.repair = vm["-y"].as<bool>() || vm["-p"].as<bool>() || vm["-a"].as<bool>();
   if (check_only && out.repair) return UsageError("", "-n cannot be combined with -y, -p or -a");
   out.verbose = vm["-v"].as<bool>();
-  if (vm.count("device")) out.device = vm["device"].as<std::string>();
+  if (!args->operands.empty()) out.device = args->operands.front();
   if (out.device.empty()) return UsageError("", "no DEVICE given");
   return out;
 }

@@ -39,7 +39,6 @@ std::string Get(const po::variables_map& vm, const char* name) {
 }
 
 Status ParseValues(const po::variables_map& vm, MkfsOptions* out) {
-  out->device = Get(vm, "device");
   if (out->device.empty()) return UsageError("", "no DEVICE given");
   out->force = vm["force"].as<bool>();
   out->label = Get(vm, "label");
@@ -70,22 +69,14 @@ Status ParseValues(const po::variables_map& vm, MkfsOptions* out) {
 }  // namespace
 
 Result<MkfsOptions> ParseCommandLine(int argc, const char* const* argv) {
-  po::options_description all = Visible();
-  all.add_options()("device", po::value<std::string>());
-  po::positional_options_description positional;
-  positional.add("device", 1);
-  auto parsed = tools::ParseStrict(argc, argv, all, positional);
-  if (!parsed.ok()) return UsageError("", std::string(parsed.status().detail()));
-  const po::variables_map& vm = *parsed;
+  auto args = tools::ParseToolArgs(argc, argv, Visible(), 1);
+  if (!args.ok()) return args.status();
   MkfsOptions out;
-  if (vm.count("help")) {
-    out.help = true;
-    return out;
-  }
-  if (vm.count("version")) {
-    out.version = true;
-    return out;
-  }
+  out.help = args->help;
+  out.version = args->version;
+  if (out.help || out.version) return out;
+  if (!args->operands.empty()) out.device = args->operands.front();
+  const po::variables_map& vm = args->vm;
   NVSWAPFS_RETURN_IF_ERROR(ParseValues(vm, &out));
   return out;
 }
