@@ -8,6 +8,7 @@
 // and hole punching out of the way meanwhile, and a pin keeps the inode alive
 // if its last name goes.
 #include <linux/falloc.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -493,7 +494,7 @@ void Volume::FlushTailLocked(uint64_t ino) {
 }
 
 void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
-                        TransferDone done, WriteMode mode) {
+                        TransferDone done, WriteMode mode, bool privileged) {
   auto op = std::make_shared<WriteOp>();
   op->ino = ino;
   op->offset = offset;
@@ -502,6 +503,7 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
   op->done = std::move(done);
   // Check and map the whole range first, so that a write that cannot be
   // done changes nothing.
+  bool dropped_set_id = false;
   Status refused = [&]() -> Status {
     std::lock_guard lock(mu_);
     auto node = Node("write", ino);
@@ -524,10 +526,13 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
       return earlier;
     }
     if (op->length == 0) return Status::Ok();
-    return EnsureMapped(inode, offset / kBlockSize,
-                        (offset + op->length + kBlockSize - 1) / kBlockSize, "write", offset,
-                        op->length);
+    NVSWAPFS_RETURN_IF_ERROR(EnsureMapped(inode, offset / kBlockSize,
+                                          (offset + op->length + kBlockSize - 1) / kBlockSize,
+                                          "write", offset, op->length));
+    if (!privileged) dropped_set_id = DropSetIdLocked(inode);
+    return Status::Ok();
   }();
+  if (dropped_set_id && attr_listener_) attr_listener_(ino);
   if (!refused.ok() || op->length == 0) {
     op->reported = true;
     op->done(refused.ok() ? Result<size_t>(size_t{0}) : Result<size_t>(std::move(refused)));
@@ -629,6 +634,16 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
                           : Result<size_t>(std::move(refused)));
   }
   ReleaseWriteOp(op);
+}
+
+bool Volume::DropSetIdLocked(Inode& inode) {
+  uint32_t kill = inode.attr.mode & S_ISUID;
+  if ((inode.attr.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  if (kill == 0) return false;
+  inode.attr.mode &= ~kill;
+  inode.attr.ctime_ns = NowNs();
+  MarkDirty(inode.attr.ino);
+  return true;
 }
 
 void Volume::ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out, TransferDone done) {

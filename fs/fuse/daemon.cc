@@ -269,6 +269,7 @@ int RunDaemon(int argc, const char* const* argv) {
     return 1;
   }
   if (!said.empty()) LogWarning("libfuse: " + said);
+  filesystem.Attach(se);
   struct SessionGuard {
     fuse_session* se;
     ~SessionGuard() { fuse_session_destroy(se); }

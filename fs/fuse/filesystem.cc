@@ -149,6 +149,13 @@ const fuse_lowlevel_ops& Filesystem::Operations() {
   return ops;
 }
 
+void Filesystem::Attach(fuse_session* session) {
+  volume_.SetAttrChangeListener([session](uint64_t ino) {
+    // Attributes only (a negative offset): safe from inside a request.
+    fuse_lowlevel_notify_inval_inode(session, ino, -1, 0);
+  });
+}
+
 void Filesystem::TuneKernel() {
   std::call_once(tune_once_, [&] {
     tuned_.store(true, std::memory_order_release);

@@ -111,6 +111,8 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
     // `buf`.
     const fs::WriteMode mode =
         fs.options().sync_writes ? fs::WriteMode::kThrough : fs::WriteMode::kBehind;
+    // The kernel leaves set-ID bits to us on writes that bypass its cache.
+    const bool privileged = fuse_req_ctx(req)->uid == 0;
     fs.volume().WriteAsync(
         ino, static_cast<uint64_t>(off), std::as_bytes(std::span(buf, size)),
         [req, ino, h](Result<size_t> n) {
@@ -121,7 +123,7 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
             fuse_reply_write(req, *n);
           });
         },
-        mode);
+        mode, privileged);
   });
 }
 

@@ -6,6 +6,7 @@
 #include <linux/falloc.h>
 #include <sys/xattr.h>
 
+#include <future>
 #include <random>
 
 #include "nvswapfs/fs/fsck.h"
@@ -396,6 +397,38 @@ TEST_F(VolumeTest, AttributesPersist) {
   EXPECT_EQ(a->mtime_ns, 2'000'000'009);
   EXPECT_EQ(a->size, 4u);
   EXPECT_EQ(volume_->SetAttr(kRootIno, SetAttrRequest{.size = 0}).status().code(), EISDIR);
+}
+
+TEST_F(VolumeTest, UnprivilegedWritesDropSetIdBitsAndTellTheListener) {
+  std::vector<uint64_t> told;
+  volume_->SetAttrChangeListener([&](uint64_t ino) { told.push_back(ino); });
+  const uint64_t f = MakeFile("setid", "data");
+  auto mode_of = [&] { return volume_->GetAttr(f)->mode & 07777; };
+  auto write = [&](bool privileged) {
+    std::promise<Result<size_t>> done;
+    volume_->WriteAsync(
+        f, 0, Bytes("x"), [&](Result<size_t> n) { done.set_value(std::move(n)); },
+        WriteMode::kThrough, privileged);
+    return done.get_future().get();
+  };
+  ASSERT_TRUE(volume_->SetAttr(f, SetAttrRequest{.mode = 06777}).ok());
+  ASSERT_TRUE(write(/*privileged=*/true).ok());
+  EXPECT_EQ(mode_of(), 06777u);
+  EXPECT_TRUE(told.empty());
+  ASSERT_TRUE(write(/*privileged=*/false).ok());
+  EXPECT_EQ(mode_of(), 0777u);
+  EXPECT_EQ(told, std::vector<uint64_t>{f});
+  // Set-group-ID without group-execute marks mandatory locking, not a
+  // privilege: it stays, and nothing changed to tell.
+  ASSERT_TRUE(volume_->SetAttr(f, SetAttrRequest{.mode = 02767}).ok());
+  ASSERT_TRUE(write(/*privileged=*/false).ok());
+  EXPECT_EQ(mode_of(), 02767u);
+  EXPECT_EQ(told.size(), 1u);
+  volume_->SetAttrChangeListener(nullptr);
+  ASSERT_TRUE(volume_->SetAttr(f, SetAttrRequest{.mode = 04755}).ok());
+  ASSERT_TRUE(write(/*privileged=*/false).ok());
+  Reopen();
+  EXPECT_EQ(volume_->GetAttr(Resolve(*volume_, "/setid"))->mode & 07777, 0755u);
 }
 
 TEST_F(VolumeTest, FullDeviceGivesEnospcAndDeletingGivesSpaceBack) {

@@ -1184,6 +1184,50 @@ class PermissionTest(MountTest):
             f.write("r")
         self.assertIn("not permitted", as_nobody("rm", "-f", self.m.path("shared", "roots")).stderr)
 
+    def test_writes_by_other_users_drop_set_id_bits(self):
+        # Where a write bypasses the page cache (O_DIRECT) the kernel leaves
+        # set-ID bits to the filesystem: writes by anyone but root drop them,
+        # through every kind of open, as on a local filesystem.
+        os.chmod(self.tmp, 0o755)
+        self.m.stop()
+        self.m.start(options="allow_other")
+        cases = [  # (mode, how nobody writes, mode after)
+            (0o6777, "append", 0o0777),
+            (0o6777, "rdwr", 0o0777),
+            (0o6777, "direct", 0o0777),
+            (0o2767, "append", 0o2767),  # set-group-ID without group-execute stays
+        ]
+        writer = ("import os, sys, mmap\n"
+                  "p, how = sys.argv[1], sys.argv[2]\n"
+                  "if how == 'append':\n"
+                  "    fd = os.open(p, os.O_WRONLY | os.O_APPEND); os.write(fd, b'x')\n"
+                  "elif how == 'rdwr':\n"
+                  "    fd = os.open(p, os.O_RDWR); os.pwrite(fd, b'x', 0)\n"
+                  "else:\n"
+                  "    fd = os.open(p, os.O_WRONLY | os.O_DIRECT); buf = mmap.mmap(-1, 4096)\n"
+                  "    os.pwritev(fd, [buf], 0)\n"
+                  "os.close(fd)\n")
+        for i, (mode, how, after) in enumerate(cases):
+            path = self.m.path(f"setid{i}")
+            with open(path, "wb") as f:
+                f.write(b"\0" * 4096)
+            os.chown(path, 65534, 65534)
+            os.chmod(path, mode)
+            p = as_nobody("/usr/bin/python3", "-c", writer, path, how)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            # Seen at once (the kernel's cached attributes are refreshed) and
+            # after a remount (committed).
+            self.assertEqual(oct(os.stat(path).st_mode & 0o7777), oct(after), (mode, how))
+        # Root keeps them (it has CAP_FSETID).
+        os.chmod(self.m.path("setid0"), 0o6777)
+        with open(self.m.path("setid0"), "ab") as f:
+            f.write(b"root")
+        self.assertEqual(os.stat(self.m.path("setid0")).st_mode & 0o7777, 0o6777)
+        self.remount()
+        for i, (_, _, after) in enumerate(cases[1:], start=1):
+            self.assertEqual(os.stat(self.m.path(f"setid{i}")).st_mode & 0o7777, after)
+        self.assertEqual(os.stat(self.m.path("setid0")).st_mode & 0o7777, 0o6777)
+
 
 FSX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fsx.py")
 

@@ -165,6 +165,12 @@ class Volume {
   Status Readdir(uint64_t dir, uint64_t cookie, const std::function<bool(const DirListing&)>& emit);
 
   // --- Attributes
+  // Called, with no lock held, when the volume changes an inode's attributes
+  // by itself (a write dropping set-ID bits), so that a cache of them can be
+  // refreshed. Set before the volume is shared.
+  void SetAttrChangeListener(std::function<void(uint64_t ino)> listener) {
+    attr_listener_ = std::move(listener);
+  }
   Result<Attr> GetAttr(uint64_t ino);
   Result<Attr> SetAttr(uint64_t ino, const SetAttrRequest& request);
   VolumeStats StatFs();
@@ -186,9 +192,12 @@ class Volume {
   // having changed no metadata (ENOSPC, EFBIG, EIO, ...). `data` is copied
   // before WriteAsync returns. `done` as for ReadAsync; see WriteMode for
   // when it runs. Small sequential writes are gathered in memory into whole
-  // 1 MiB device writes; reads, Fsync and every commit see them.
+  // 1 MiB device writes; reads, Fsync and every commit see them. A writer
+  // that is not `privileged` (root keeps them, as CAP_FSETID does) clears
+  // the file's set-user-ID bit, and its set-group-ID bit when group-execute
+  // is set, as every local filesystem does.
   void WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data, TransferDone done,
-                  WriteMode mode = WriteMode::kThrough);
+                  WriteMode mode = WriteMode::kThrough, bool privileged = true);
   // The same, waiting for the outcome.
   Result<size_t> Read(uint64_t ino, uint64_t offset, std::span<std::byte> out);
   Result<size_t> Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
@@ -295,6 +304,9 @@ class Volume {
   // the file window starting at byte `window`): fills the rest of their
   // partly covered first and last blocks with what the file holds there,
   // zeros where nothing was ever written.
+  // A write by someone without CAP_FSETID: set-user-ID and set-group-ID go.
+  // True if a bit went.
+  bool DropSetIdLocked(Inode& inode);
   Status FillEdgesLocked(const Inode& inode, uint64_t from, uint64_t to, uint64_t window,
                          std::byte* window_data);
   // Marks `blocks` written and registers them in flight; returns their
@@ -333,6 +345,7 @@ class Volume {
   std::unique_ptr<internal::IoGate[]> gates_;
   std::unique_ptr<internal::Executor> executor_;
 
+  std::function<void(uint64_t)> attr_listener_;
   mutable std::mutex mu_;
   Metadata meta_;
   UnitAllocator allocator_;

@@ -71,6 +71,9 @@ class Filesystem {
   static const fuse_lowlevel_ops& Operations();
 
   fs::Volume& volume() { return volume_; }
+  // The session this filesystem serves: attributes the volume changes by
+  // itself are invalidated in the kernel's cache through it.
+  void Attach(fuse_session* session);
 
   // A page-aligned buffer for one read reply, from a bounded pool (waits
   // when all are in use); `size` is at most 1 MiB, libfuse's request size.
