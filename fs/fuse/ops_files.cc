@@ -29,9 +29,14 @@ Handle* HandleOf(fuse_file_info* fi) {
 // while open) and chooses the cache policy.
 Status OpenFile(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
   NVSWAPFS_RETURN_IF_ERROR(fs.volume().Open(ino));
-  // O_DIRECT clients (libaio, DeepSpeed's NVMe offload) bypass every cache;
-  // ordinary opens go through the page cache, which mmap needs.
-  fi->direct_io = (fi->flags & O_DIRECT) != 0;
+  // O_DIRECT clients (libaio, DeepSpeed's NVMe offload) bypass every cache.
+  // So do write-only opens (cp, dd, torch.save, Python's "wb"): such a
+  // descriptor cannot be mmapped, and the kernel builds each request straight
+  // from the writer's memory instead of copying it into the page cache
+  // first, which doubles what one writer moves. The kernel drops cached
+  // pages that such a write overwrites, so readers stay coherent. Other
+  // opens go through the page cache, which mmap needs.
+  fi->direct_io = (fi->flags & O_DIRECT) != 0 || (fi->flags & O_ACCMODE) == O_WRONLY;
   fi->keep_cache = 0;
   auto handle = std::make_unique<Handle>();
   if (fi->direct_io && (fi->flags & O_ACCMODE) != O_WRONLY) {

@@ -13,6 +13,7 @@ BIN_DIR holds nvswapfs, mkfs.nvswapfs and fsck.nvswapfs.
 import errno
 import hashlib
 import json
+import mmap
 import os
 import random
 import re
@@ -307,6 +308,41 @@ class PythonClientsTest(MountTest):
         self.assertEqual(set(loaded), set(state))
         for k, v in state.items():
             self.assertTrue(torch.equal(loaded[k], v), k)
+
+    def test_write_only_opens_keep_cached_readers_coherent(self):
+        # A write-only open bypasses the page cache; a reader that already
+        # holds the file in its cache, or mapped, sees the new bytes at once.
+        path = self.m.path("coherent")
+        with open(path, "wb") as f:
+            f.write(b"A" * (1 << 20))
+        r = os.open(path, os.O_RDWR)
+        try:
+            self.assertEqual(os.pread(r, 4, 4096), b"AAAA")  # now cached
+            m = mmap.mmap(r, 1 << 20)
+            self.assertEqual(m[8192:8196], b"AAAA")
+            w = os.open(path, os.O_WRONLY)
+            os.pwrite(w, b"B" * 12288, 4096)
+            self.assertEqual(os.pread(r, 4, 4096), b"BBBB")
+            self.assertEqual(m[8192:8196], b"BBBB")
+            # And the other way: bytes the reader's open wrote through the
+            # cache, then overwritten by the writer.
+            os.pwrite(r, b"C" * 4, 0)
+            os.pwrite(w, b"D" * 4, 2)
+            self.assertEqual(os.pread(r, 6, 0), b"CCDDDD")
+            os.close(w)
+            a = os.open(path, os.O_WRONLY | os.O_APPEND)
+            os.write(a, b"E" * 10)
+            os.close(a)
+            self.assertEqual(os.fstat(r).st_size, (1 << 20) + 10)
+            self.assertEqual(os.pread(r, 11, 1 << 20), b"E" * 10)
+            m.close()
+        finally:
+            os.close(r)
+        with open(path, "rb") as f:
+            data = f.read()
+        self.assertEqual(data[:8], b"CCDDDDAA")
+        self.assertEqual(data[4096:16384], b"B" * 12288)
+        self.assertEqual(len(data), (1 << 20) + 10)
 
     def test_python_open_in_64k_chunks(self):
         chunk = os.urandom(64 << 10)
@@ -1185,9 +1221,10 @@ class PermissionTest(MountTest):
         self.assertIn("not permitted", as_nobody("rm", "-f", self.m.path("shared", "roots")).stderr)
 
     def test_writes_by_other_users_drop_set_id_bits(self):
-        # Where a write bypasses the page cache (O_DIRECT) the kernel leaves
-        # set-ID bits to the filesystem: writes by anyone but root drop them,
-        # through every kind of open, as on a local filesystem.
+        # Where a write bypasses the page cache (O_DIRECT, and every
+        # write-only open) the kernel leaves set-ID bits to the filesystem:
+        # writes by anyone but root drop them, through every kind of open, as
+        # on a local filesystem.
         os.chmod(self.tmp, 0o755)
         self.m.stop()
         self.m.start(options="allow_other")
