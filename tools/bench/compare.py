@@ -20,7 +20,11 @@ On one backing storage (the file system that holds --dir), in one run:
             holding --cold-files files, with a cold page cache
 
 The page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before
-every measured phase, so every read comes from the storage. MB/s means 10^6
+every measured phase, so every read comes from the storage. In a virtual
+machine whose host takes back the memory a guest frees (free page reporting,
+ballooning), the pages the cache is refilled with then cost a host fault each
+on first touch; --prefault touches that much memory right after the drop, so
+that every target reads into memory that is really there, as on bare metal. MB/s means 10^6
 bytes per second. Run as root: tools/bench/compare.sh [options] (it installs
 what is missing and runs this file with /usr/bin/python3).
 """
@@ -289,6 +293,7 @@ class Compare:
             "rss_size": args.rss_size,
             "cold_files": args.cold_files,
             "repeat": args.repeat,
+            "prefault": args.prefault,
             "groups": args.groups,
             "targets": args.targets,
             "notes": self.notes,
@@ -381,7 +386,8 @@ class Compare:
         say(f"binaries: {self.bin}")
         say(f"size {human(self.size)} (memory-backed: {human(self.shm_size)}), files "
             f"{self.args.files}, rss-size {human(self.args.rss_size)}, cold-files "
-            f"{self.args.cold_files}, repeat {self.args.repeat}")
+            f"{self.args.cold_files}, repeat {self.args.repeat}"
+            f"{', prefault' if self.args.prefault else ''}")
         say(f"groups: {', '.join(self.args.groups)}; targets: {', '.join(self.args.targets)}")
         say("")
 
@@ -454,6 +460,17 @@ class Compare:
             self.can_drop = False
             self.note(f"cannot drop the page cache ({e.strerror}): reads may come from memory, "
                       f"run as root")
+            return
+        if self.args.prefault:
+            # Touched, then let go: the kernel hands these warm pages out
+            # first, before the host has taken them back.
+            n = min(self.size + 512 * MIB, meminfo_kib("MemAvailable") * KIB // 2)
+            n -= n % MIB
+            m = mmap.mmap(-1, n)
+            zeros = bytes(64 * MIB)
+            for at in range(0, n, len(zeros)):
+                m[at:at + min(len(zeros), n - at)] = zeros[:min(len(zeros), n - at)]
+            m.close()
 
     # ---------------------------------------------------------- mounts
 
@@ -1080,7 +1097,8 @@ class Compare:
                 f"then `sync FILE`; the cp read copies to {cp_out}; fio runs with "
                 f"--fallocate=none (rates from fio's own run time, which includes end_fsync); "
                 f"Python uses open(..., buffering=0), 64 KiB per call, fsync before close. Every "
-                f"write starts from a new file; the page cache is dropped before every phase. What "
+                f"write starts from a new file; the page cache is dropped before every phase"
+                f"{' (and as much memory touched and freed again, --prefault)' if self.args.prefault else ''}. What "
                 f"dd and cp wrote was read back and compared with cmp (first run, outside the "
                 f"timing) on every target.")
             say("")
@@ -1290,6 +1308,9 @@ def parse_args(argv):
                    help="files in the volume whose cold mount is timed [100000]")
     p.add_argument("--repeat", type=int, default=1,
                    help="runs of each case, alternating the targets; medians are reported [1]")
+    p.add_argument("--prefault", action="store_true",
+                   help="after each page-cache drop, touch and free --size plus 512 MiB of memory "
+                        "(for virtual machines whose host reclaims freed guest memory)")
     p.add_argument("--only", default="", help="comma-separated groups and/or targets to run")
     p.add_argument("--skip", default="", help="comma-separated groups and/or targets to leave out")
     p.add_argument("--json", default=None, help="write all raw results to this file")
