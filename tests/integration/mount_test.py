@@ -344,6 +344,28 @@ class PythonClientsTest(MountTest):
         self.assertEqual(data[4096:16384], b"B" * 12288)
         self.assertEqual(len(data), (1 << 20) + 10)
 
+    def test_write_only_open_writes_from_a_mapping_of_the_same_file(self):
+        # A write that bypasses the page cache pins the writer's pages; when
+        # they are a mapping of the file being written, faulting them in
+        # must not wait on the write itself.
+        path = self.m.path("self")
+        with open(path, "wb") as f:
+            f.write(os.urandom(4 << 20))
+        r = os.open(path, os.O_RDWR)
+        try:
+            with mmap.mmap(r, 4 << 20) as m:
+                first = bytes(m[:2 << 20])
+                w = os.open(path, os.O_WRONLY)
+                try:
+                    self.assertEqual(os.pwrite(w, memoryview(m)[:2 << 20], 2 << 20), 2 << 20)
+                finally:
+                    os.close(w)
+                self.assertEqual(m[2 << 20:], first)
+        finally:
+            os.close(r)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read()[2 << 20:], first)
+
     def test_python_open_in_64k_chunks(self):
         chunk = os.urandom(64 << 10)
         with open(self.m.path("chunks"), "wb") as f:
