@@ -729,35 +729,29 @@ VolumeStats Volume::StatFs() {
 }
 
 Status Volume::Fsync(uint64_t ino) {
-  std::lock_guard lock(mu_);
-  auto node = Node("fsync", ino);
-  if (!node.ok()) return node.status();
-  Status s = CommitLocked();
-  if (!s.ok()) return std::move(s).WithOp("fsync").WithSubject(meta_.PathOf(ino));
-  // A write-behind failure of this file is reported here, once.
-  if (auto it = write_errors_.find(ino); it != write_errors_.end()) {
-    s = std::move(it->second);
-    write_errors_.erase(it);
-  }
-  return s;
+  return CommitFor(ino, "fsync", /*durable=*/true);
 }
 
 Status Volume::Persist(uint64_t ino) {
+  return CommitFor(ino, "close", /*durable=*/false);
+}
+
+Status Volume::CommitFor(uint64_t ino, std::string_view op, bool durable) {
   std::lock_guard lock(mu_);
-  auto node = Node("close", ino);
+  auto node = Node(op, ino);
   if (!node.ok()) return node.status();
-  Status s = CommitLocked(/*durable=*/false);
-  if (!s.ok()) return std::move(s).WithOp("close").WithSubject(meta_.PathOf(ino));
-  if (auto it = write_errors_.find(ino); it != write_errors_.end()) {
-    s = std::move(it->second);
-    write_errors_.erase(it);
-  }
-  return s;
+  Status s = CommitLocked(durable);
+  if (!s.ok()) return std::move(s).WithOp(op).WithSubject(meta_.PathOf(ino));
+  return TakeWriteErrorLocked(ino);
 }
 
 Status Volume::FlushErrors(uint64_t ino) {
   std::lock_guard lock(mu_);
   QuiesceLocked(ino);
+  return TakeWriteErrorLocked(ino);
+}
+
+Status Volume::TakeWriteErrorLocked(uint64_t ino) {
   auto it = write_errors_.find(ino);
   if (it == write_errors_.end()) return Status::Ok();
   Status s = std::move(it->second);

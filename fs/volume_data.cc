@@ -520,11 +520,7 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
     }
     // An earlier write-behind failure of this file is reported now.
     ReapWriteFailuresLocked();
-    if (auto it = write_errors_.find(ino); it != write_errors_.end()) {
-      Status earlier = std::move(it->second);
-      write_errors_.erase(it);
-      return earlier;
-    }
+    NVSWAPFS_RETURN_IF_ERROR(TakeWriteErrorLocked(ino));
     if (op->length == 0) return Status::Ok();
     NVSWAPFS_RETURN_IF_ERROR(EnsureMapped(inode, offset / kBlockSize,
                                           (offset + op->length + kBlockSize - 1) / kBlockSize,

@@ -300,13 +300,19 @@ class Volume {
   // Turns finished failed writes into unwritten, lost ranges and an error
   // to report.
   void ReapWriteFailuresLocked();
+  // A write-behind failure of `ino` not reported yet, now reported (once);
+  // Ok if there is none.
+  Status TakeWriteErrorLocked(uint64_t ino);
+  // Commits as Fsync (durable) or Persist does, then reports as they do;
+  // `op` names the caller's operation in errors.
+  Status CommitFor(uint64_t ino, std::string_view op, bool durable);
+  // A write by someone without CAP_FSETID: set-user-ID and set-group-ID go.
+  // True if a bit went.
+  bool DropSetIdLocked(Inode& inode);
   // About to write file bytes [from, to) from `window_data` (the bytes of
   // the file window starting at byte `window`): fills the rest of their
   // partly covered first and last blocks with what the file holds there,
   // zeros where nothing was ever written.
-  // A write by someone without CAP_FSETID: set-user-ID and set-group-ID go.
-  // True if a bit went.
-  bool DropSetIdLocked(Inode& inode);
   Status FillEdgesLocked(const Inode& inode, uint64_t from, uint64_t to, uint64_t window,
                          std::byte* window_data);
   // Marks `blocks` written and registers them in flight; returns their
