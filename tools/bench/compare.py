@@ -469,7 +469,8 @@ class Compare:
             m = mmap.mmap(-1, n)
             zeros = bytes(64 * MIB)
             for at in range(0, n, len(zeros)):
-                m[at:at + min(len(zeros), n - at)] = zeros[:min(len(zeros), n - at)]
+                k = min(len(zeros), n - at)
+                m[at:at + k] = zeros[:k]
             m.close()
 
     # ---------------------------------------------------------- mounts
