@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "init_reply.h"
 #include "mount_table.h"
 #include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/aio/fault_injector.h"
@@ -284,6 +285,9 @@ int RunDaemon(int argc, const char* const* argv) {
                     " (is /dev/fuse available, and is the mount point in use?)");
     return 1;
   }
+  if (!internal::AskForDirectIoMmap(se))
+    LogWarning("libfuse refused hooks on the FUSE device (fuse_session_custom_io): "
+               "read-write opens keep the page cache");
   LogInfo("mounted " + o.device + " at " + mountpoint + " (" + o.engine.ToString() + ")");
   launcher.Ready();
 

@@ -94,7 +94,7 @@ class Tester:
 
     def step(self):
         name = self.rng.choice(self.names)
-        ops = ["write", "write", "read", "read", "mmap_read", "mmap_write", "fsync"]
+        ops = ["write", "write", "read", "read", "mmap_read", "mmap_write", "rdwr_write", "fsync"]
         if not self.shared:
             ops += ["truncate", "fallocate", "punch", "rename", "recreate"]
         getattr(self, "op_" + self.rng.choice(ops))(name)
@@ -157,6 +157,37 @@ class Tester:
             m[self.base + off:self.base + off + n] = data
             m.flush()
         self.apply(name, off, data)
+
+    def op_rdwr_write(self, name):
+        # A read-write open writes past the page cache while a shared mapping
+        # of the same descriptor holds dirty pages; each sees the other.
+        off, n = self.write_range(name)
+        if self.shared:
+            n = min(n, len(self.model[name]) - off)
+        data = self.rng.randbytes(n)
+        size = len(self.model[name])
+        moff, mn = (self.rng.randrange(size), 0) if size else (0, 0)
+        if size:
+            mn = 1 + self.rng.randrange(min(size - moff, 100_000))
+        mdata = self.rng.randbytes(mn)
+        self.log(f"rdwr_write {name} {self.base + off}+{n}, mapped {self.base + moff}+{mn}")
+        fd = os.open(self.path(name), os.O_RDWR)
+        m = None
+        try:
+            if mn:
+                m = mmap.mmap(fd, self.base + size)
+                m[self.base + moff:self.base + moff + mn] = mdata
+                self.apply(name, moff, mdata)
+            if os.pwrite(fd, data, self.base + off) != n:
+                raise Mismatch(f"short write to {name}")
+            self.apply(name, off, data)
+            self.check(name, off, os.pread(fd, n, self.base + off))
+            if m is not None:
+                self.check(name, moff, m[self.base + moff:self.base + moff + mn])
+        finally:
+            if m is not None:
+                m.close()
+            os.close(fd)
 
     def op_fsync(self, name):
         self.log(f"fsync {name}")

@@ -46,6 +46,17 @@ def sha256(path):
     return h.hexdigest()
 
 
+def cached_pages(fd, length):
+    """Pages of the first `length` bytes of `fd` in the page cache (cachestat, Linux 6.5)."""
+    import ctypes
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    stats = ctypes.create_string_buffer(5 * 8)  # nr_cache, nr_dirty, nr_writeback, ...
+    if libc.syscall(451, fd, struct.pack("QQ", 0, length), stats, 0) != 0:
+        raise OSError(ctypes.get_errno(), "cachestat")
+    return struct.unpack("5Q", stats.raw)[0]
+
+
 def is_mounted(path):
     with open("/proc/mounts") as f:
         return any(line.split()[1] == path for line in f)
@@ -365,6 +376,39 @@ class PythonClientsTest(MountTest):
             os.close(r)
         with open(path, "rb") as f:
             self.assertEqual(f.read()[2 << 20:], first)
+
+    def test_read_write_opens_bypass_the_page_cache_and_still_map_shared(self):
+        # fio, Python's "w+b"/"r+b" and numpy.memmap open read-write. Their
+        # writes bypass the page cache (nothing of them is cached after),
+        # yet a shared mapping of the same descriptor works and stays
+        # coherent with them both ways.
+        path = self.m.path("rw")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, b"a" * (4 << 20), 0)
+            self.assertEqual(cached_pages(fd, 4 << 20), 0)
+            with mmap.mmap(fd, 4 << 20) as m:
+                self.assertEqual(m[:4], b"aaaa")
+                m[4096:4100] = b"MMMM"  # dirty in the cache, not yet written back
+                self.assertEqual(os.pread(fd, 4, 4096), b"MMMM")
+                os.pwrite(fd, b"WW", 4097)
+                self.assertEqual(m[4096:4100], b"MWWM")
+                os.pwrite(fd, b"b" * 8192, 1 << 20)
+                self.assertEqual(m[(1 << 20) + 8190:(1 << 20) + 8194], b"bbaa")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # A read-only open keeps the page cache, for the kernel's read-ahead.
+        with open(path, "rb") as f:
+            f.read(1 << 20)
+            self.assertGreater(cached_pages(f.fileno(), 1 << 20), 0)
+        self.remount()
+        with open(path, "rb") as f:
+            data = f.read()
+        self.assertEqual(len(data), 4 << 20)
+        self.assertEqual(data[4096:4100], b"MWWM")
+        self.assertEqual(data[1 << 20:(1 << 20) + 8192], b"b" * 8192)
+        self.assertEqual(data.count(b"a"), (4 << 20) - 4 - 8192)
 
     def test_python_open_in_64k_chunks(self):
         chunk = os.urandom(64 << 10)

@@ -48,15 +48,15 @@ struct FilesystemOptions {
   // Seconds the kernel may cache names and attributes. Every change goes
   // through this daemon, so the kernel's copy never goes stale behind it.
   double attr_timeout_s = 1.0;
+  std::string mountpoint;
   // The kernel's read-ahead window for this mount, in KiB (0: leave the
   // kernel's default of 128 KiB). Set once the connection is up, through
   // the mount's backing-device entry in /sys/class/bdi; needs root.
-  std::string mountpoint;
   uint32_t read_ahead_kb = 0;
-  // Read-ahead of the daemon's own for opens that bypass the page cache:
-  // requests read ahead per file, and 1 MiB buffers for all of them.
   // Largest read request, as given with -o max_read (0: no limit of ours).
   uint32_t max_read = 0;
+  // Read-ahead of the daemon's own for opens that bypass the page cache:
+  // requests read ahead per file, and 1 MiB buffers for all of them.
   size_t read_ahead_depth = 8;
   size_t read_ahead_buffers = 32;
 };
