@@ -24,9 +24,14 @@ every measured phase, so every read comes from the storage. In a virtual
 machine whose host takes back the memory a guest frees (free page reporting,
 ballooning), the pages the cache is refilled with then cost a host fault each
 on first touch; --prefault touches that much memory right after the drop, so
-that every target reads into memory that is really there, as on bare metal. MB/s means 10^6
-bytes per second. Run as root: tools/bench/compare.sh [options] (it installs
-what is missing and runs this file with /usr/bin/python3).
+that every target reads into memory that is really there, as on bare metal.
+In a guest whose idle CPUs halt at once (cpuidle-haltpoll with
+guest_halt_poll_ns 0), every wake-up is a round trip through the host, which
+a client making one synchronous request at a time pays twice per request;
+--halt-poll NS runs with the kernel's usual polling instead, to show how much
+of a figure that is. MB/s means 10^6 bytes per second. Run as root:
+tools/bench/compare.sh [options] (it installs what is missing and runs this
+file with /usr/bin/python3).
 """
 
 import argparse
@@ -231,6 +236,24 @@ def meminfo_kib(field):
     return 0
 
 
+HALT_POLL = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
+
+
+def read_halt_poll():
+    """How long an idle CPU of a haltpoll guest polls before halting, in ns (None: no such
+    driver). Each halt is an exit to the host, and a wake-up from it costs tens of µs."""
+    try:
+        with open(HALT_POLL) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def write_halt_poll(ns):
+    with open(HALT_POLL, "w") as f:
+        f.write(f"{ns}\n")
+
+
 # The Python client: runs in its own /usr/bin/python3 process, writes or
 # reads the file in 64 KiB chunks through an unbuffered file object
 # (buffering=0: one write()/read() system call per chunk), fsyncs before
@@ -294,11 +317,13 @@ class Compare:
             "cold_files": args.cold_files,
             "repeat": args.repeat,
             "prefault": args.prefault,
+            "halt_poll": args.halt_poll,
             "groups": args.groups,
             "targets": args.targets,
             "notes": self.notes,
         }
         self.can_drop = True
+        self.saved_halt_poll = None
 
     # ---------------------------------------------------------- set-up
 
@@ -373,12 +398,16 @@ class Compare:
             "df_shm": df_shm,
             "fio": fio_version,
             "hostname": platform.node(),
+            "guest_halt_poll_ns": read_halt_poll(),
         }
         self.results["machine"] = machine
         say(f"command: {self.results['command']}")
         say(f"date:    {self.results['date']}")
         say(f"machine: {cpu}, nproc {machine['nproc']}, {ram / GIB:.1f} GiB RAM, "
             f"kernel {machine['kernel']}, {machine['fio']}")
+        if machine["guest_halt_poll_ns"] is not None:
+            say(f"cpuidle: haltpoll, guest_halt_poll_ns {machine['guest_halt_poll_ns']}"
+                f"{' (set by --halt-poll)' if self.args.halt_poll is not None else ''}")
         say(f"storage: {self.dir} on {device} ({fstype})")
         for line in df.splitlines():
             say(f"  {line}")
@@ -390,6 +419,19 @@ class Compare:
             f"{', prefault' if self.args.prefault else ''}")
         say(f"groups: {', '.join(self.args.groups)}; targets: {', '.join(self.args.targets)}")
         say("")
+
+    def set_halt_poll(self, ns):
+        was = read_halt_poll()
+        if was is None:
+            raise Failure(f"--halt-poll: {HALT_POLL} does not exist (this kernel does not use "
+                          f"the cpuidle-haltpoll driver)")
+        try:
+            write_halt_poll(ns)
+        except OSError as e:
+            raise Failure(f"--halt-poll: cannot write {HALT_POLL}: {e.strerror} (run as root)")
+        self.saved_halt_poll = was
+        self.results["halt_poll_was"] = was
+        self.note(f"guest_halt_poll_ns set from {was} to {ns} for this run (--halt-poll)")
 
     def check_space(self):
         st = os.statvfs(self.dir)
@@ -463,8 +505,9 @@ class Compare:
             return
         if self.args.prefault:
             # Touched, then let go: the kernel hands these warm pages out
-            # first, before the host has taken them back.
-            n = min(self.size + 512 * MIB, meminfo_kib("MemAvailable") * KIB // 2)
+            # first, before the host has taken them back. Enough for the
+            # page cache of a whole file and, for cp out, its copy in tmpfs.
+            n = min(2 * self.size + 512 * MIB, meminfo_kib("MemAvailable") * KIB // 2)
             n -= n % MIB
             m = mmap.mmap(-1, n)
             zeros = bytes(64 * MIB)
@@ -567,6 +610,8 @@ class Compare:
         if self.cleaned:
             return
         self.cleaned = True
+        if self.saved_halt_poll is not None:
+            write_halt_poll(self.saved_halt_poll)
         for m in reversed(list(self.mounts)):
             try:
                 self.unmount(m, quiet=True)
@@ -1260,6 +1305,8 @@ class Compare:
     def main(self):
         self.check_tools()
         self.make_dirs()
+        if self.args.halt_poll is not None:
+            self.set_halt_poll(self.args.halt_poll)
         self.describe_machine()
         self.check_space()
         self.make_source()
@@ -1310,8 +1357,12 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, default=1,
                    help="runs of each case, alternating the targets; medians are reported [1]")
     p.add_argument("--prefault", action="store_true",
-                   help="after each page-cache drop, touch and free --size plus 512 MiB of memory "
-                        "(for virtual machines whose host reclaims freed guest memory)")
+                   help="after each page-cache drop, touch and free twice --size plus 512 MiB of "
+                        "memory (for virtual machines whose host reclaims freed guest memory)")
+    p.add_argument("--halt-poll", type=int, default=None, metavar="NS",
+                   help="in a virtual machine with the cpuidle-haltpoll driver, let an idle CPU "
+                        "poll up to NS nanoseconds before halting (the kernel's default is "
+                        "200000) for this run; the setting in force is restored at exit")
     p.add_argument("--only", default="", help="comma-separated groups and/or targets to run")
     p.add_argument("--skip", default="", help="comma-separated groups and/or targets to leave out")
     p.add_argument("--json", default=None, help="write all raw results to this file")
@@ -1338,6 +1389,8 @@ def parse_args(argv):
                  if t not in skip and (t in only or not set(only) & set(TARGETS))]
     if not a.groups:
         p.error("nothing left to run")
+    if a.halt_poll is not None and a.halt_poll < 0:
+        p.error(f"--halt-poll: not a time in ns: {a.halt_poll}")
     if not a.targets and {"clients", "meta"} & set(a.groups):
         p.error("the clients and meta groups need at least one target")
     if a.plot is None:
