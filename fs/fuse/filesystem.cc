@@ -8,7 +8,6 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "init_reply.h"
 #include "mount_table.h"
 #include "nvswapfs/units.h"
 #include "ops_internal.h"
@@ -160,10 +159,6 @@ void Filesystem::Attach(fuse_session* session) {
 void Filesystem::TuneKernel() {
   std::call_once(tune_once_, [&] {
     tuned_.store(true, std::memory_order_release);
-    LogInfo(internal::DirectIoMmapGranted()
-                ? "read-write opens bypass the page cache (the kernel maps such opens through it)"
-                : "read-write opens keep the page cache: this kernel cannot map direct-I/O "
-                  "opens shared (FUSE_DIRECT_IO_ALLOW_MMAP, Linux 6.6)");
     if (options_.read_ahead_kb == 0 || options_.mountpoint.empty()) return;
     const auto mount = internal::MountedAt(options_.mountpoint);
     const std::string dev = mount.has_value() ? mount->device : "";

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "nvswapfs/log.h"
+
 namespace nvswapfs::fuse::internal {
 
 namespace {
@@ -19,9 +21,9 @@ constexpr uint64_t kDirectIoAllowMmap = uint64_t{1} << 36;
 
 // The INIT exchange happens once per session, before any other request, on
 // the session's first descriptor; the atomics only make the hand-over to the
-// worker threads that read later flags well defined.
+// worker threads that read the result well defined.
 struct InitWatch {
-  std::atomic<bool> done{false};      // INIT reply seen (or watching given up)
+  std::atomic<bool> done{false};      // INIT reply seen
   std::atomic<uint64_t> unique{0};    // of the INIT request, once read
   std::atomic<bool> offered{false};   // the kernel offered the flag
   std::atomic<bool> granted{false};   // and the reply asked for it
@@ -62,6 +64,7 @@ ssize_t WriteReply(int fd, iovec* iov, int count, void*) {
       // libfuse builds the reply in a writable local of its own; a reply
       // too short to carry flags2 (a very old kernel) is left as it is.
       auto* bytes = static_cast<std::byte*>(iov[1].iov_base);
+      bool granted = false;
       if (out.error == 0 && watch.offered.load(std::memory_order_relaxed) &&
           iov[1].iov_len >= offsetof(fuse_init_out, flags2) + 4) {
         const auto flags = Load<uint32_t>(bytes + offsetof(fuse_init_out, flags));
@@ -69,10 +72,16 @@ ssize_t WriteReply(int fd, iovec* iov, int count, void*) {
           const uint32_t flags2 = Load<uint32_t>(bytes + offsetof(fuse_init_out, flags2)) |
                                   static_cast<uint32_t>(kDirectIoAllowMmap >> 32);
           std::memcpy(bytes + offsetof(fuse_init_out, flags2), &flags2, sizeof flags2);
-          watch.granted.store(true, std::memory_order_relaxed);
+          granted = true;
         }
       }
+      // Published before the reply leaves, so before any open can ask.
+      watch.granted.store(granted, std::memory_order_release);
       watch.done.store(true, std::memory_order_release);
+      LogInfo(granted ? "read-write opens bypass the page cache (the kernel maps such opens "
+                        "through it)"
+                      : "read-write opens keep the page cache: this kernel cannot map "
+                        "direct-I/O opens shared (FUSE_DIRECT_IO_ALLOW_MMAP, Linux 6.6)");
     }
   }
   return writev(fd, iov, count);
@@ -91,8 +100,7 @@ bool AskForDirectIoMmap(fuse_session* se) {
 }
 
 bool DirectIoMmapGranted() {
-  return watch.done.load(std::memory_order_acquire) &&
-         watch.granted.load(std::memory_order_relaxed);
+  return watch.granted.load(std::memory_order_acquire);
 }
 
 }  // namespace nvswapfs::fuse::internal

@@ -105,11 +105,16 @@ class Tester:
             m.extend(bytes(off + len(data) - len(m)))
         m[off:off + len(data)] = data
 
-    def op_write(self, name):
+    def write_args(self, name):
+        """Where the next write goes and its bytes (a shared region's writes stay inside it)."""
         off, n = self.write_range(name)
         if self.shared:
             n = min(n, len(self.model[name]) - off)
-        data = self.rng.randbytes(n)
+        return off, self.rng.randbytes(n)
+
+    def op_write(self, name):
+        off, data = self.write_args(name)
+        n = len(data)
         self.log(f"write {name} {self.base + off}+{n}")
         fd = os.open(self.path(name), os.O_WRONLY)
         try:
@@ -161,13 +166,12 @@ class Tester:
     def op_rdwr_write(self, name):
         # A read-write open writes past the page cache while a shared mapping
         # of the same descriptor holds dirty pages; each sees the other.
-        off, n = self.write_range(name)
-        if self.shared:
-            n = min(n, len(self.model[name]) - off)
-        data = self.rng.randbytes(n)
+        off, data = self.write_args(name)
+        n = len(data)
         size = len(self.model[name])
-        moff, mn = (self.rng.randrange(size), 0) if size else (0, 0)
+        moff = mn = 0
         if size:
+            moff = self.rng.randrange(size)
             mn = 1 + self.rng.randrange(min(size - moff, 100_000))
         mdata = self.rng.randbytes(mn)
         self.log(f"rdwr_write {name} {self.base + off}+{n}, mapped {self.base + moff}+{mn}")
