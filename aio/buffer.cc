@@ -1,7 +1,10 @@
 #include "nvswapfs/aio/buffer.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -10,34 +13,74 @@
 
 namespace nvswapfs::aio {
 
+namespace {
+
+// A private anonymous mapping of `size` bytes (a multiple of kHugePageSize)
+// aligned to kHugePageSize, advised to use huge pages; nullptr on failure.
+void* MapHuge(size_t size) {
+  // Map one huge page more than asked and trim both ends to the alignment.
+  const size_t span = size + kHugePageSize;
+  void* p = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  const auto start = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = RoundUp(start, kHugePageSize);
+  if (aligned > start) ::munmap(p, aligned - start);
+  const uintptr_t end = start + span;
+  if (end > aligned + size) ::munmap(reinterpret_cast<void*>(aligned + size), end - aligned - size);
+  // Only advice: without transparent huge pages (EINVAL) the mapping is
+  // still good memory.
+  (void)::madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);
+  return reinterpret_cast<void*>(aligned);
+}
+
+}  // namespace
+
 Result<AlignedBuffer> AlignedBuffer::Allocate(size_t size) {
   AlignedBuffer buffer;
   if (size == 0) return buffer;
   const size_t rounded = RoundUp(size, kBufferAlignment);
-  void* p = std::aligned_alloc(kBufferAlignment, rounded);
+  const size_t mapped = size >= kHugePageSize ? RoundUp(size, kHugePageSize) : 0;
+  void* p = mapped != 0 ? MapHuge(mapped) : std::aligned_alloc(kBufferAlignment, rounded);
   if (p == nullptr) {
     return Status::Error(ENOMEM, "allocate buffer", "memory", 0, rounded);
   }
+  // Touched now, so that the memory is there (and faulted in as huge pages)
+  // before the first transfer rather than during it. A fresh mapping is
+  // zero already; writing makes it resident.
   std::memset(p, 0, rounded);
   buffer.data_ = static_cast<std::byte*>(p);
   buffer.size_ = rounded;
+  buffer.mapped_ = mapped;
   return buffer;
 }
 
 AlignedBuffer::AlignedBuffer(AlignedBuffer&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      mapped_(std::exchange(other.mapped_, 0)) {}
 
 AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
   if (this != &other) {
-    std::free(data_);
+    Free();
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    mapped_ = std::exchange(other.mapped_, 0);
   }
   return *this;
 }
 
 AlignedBuffer::~AlignedBuffer() {
-  std::free(data_);
+  Free();
+}
+
+void AlignedBuffer::Free() {
+  if (data_ == nullptr) return;
+  if (mapped_ != 0) {
+    ::munmap(data_, mapped_);
+  } else {
+    std::free(data_);
+  }
+  data_ = nullptr;
 }
 
 BufferPool::Lease::Lease(Lease&& other) noexcept
@@ -63,26 +106,25 @@ Result<std::unique_ptr<BufferPool>> BufferPool::Create(size_t buffer_size, size_
     return Status::Error(EINVAL, "create buffer pool", "memory")
         .WithDetail("buffer size and count must be non-zero");
   }
-  std::vector<AlignedBuffer> buffers;
-  buffers.reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    auto b = AlignedBuffer::Allocate(buffer_size);
-    if (!b.ok()) return std::move(b).take_status();
-    buffers.push_back(std::move(b).value());
-  }
-  return std::unique_ptr<BufferPool>(new BufferPool(buffer_size, std::move(buffers)));
+  const size_t slot = RoundUp(buffer_size, kBufferAlignment);
+  auto memory = AlignedBuffer::Allocate(slot * count);
+  if (!memory.ok()) return std::move(memory).take_status();
+  return std::unique_ptr<BufferPool>(new BufferPool(buffer_size, count, std::move(memory).value()));
 }
 
-BufferPool::BufferPool(size_t buffer_size, std::vector<AlignedBuffer> buffers)
-    : buffer_size_(buffer_size), buffers_(std::move(buffers)) {
-  free_.reserve(buffers_.size());
+BufferPool::BufferPool(size_t buffer_size, size_t count, AlignedBuffer memory)
+    : buffer_size_(buffer_size), memory_(std::move(memory)) {
+  const size_t slot = RoundUp(buffer_size, kBufferAlignment);
+  buffers_.reserve(count);
+  for (size_t i = 0; i < count; ++i) buffers_.push_back(memory_.span().subspan(i * slot, slot));
+  free_.reserve(count);
   for (auto& b : buffers_) free_.push_back(&b);
 }
 
 BufferPool::Lease BufferPool::Acquire() {
   std::unique_lock lock(mu_);
   freed_.wait(lock, [&] { return !free_.empty(); });
-  AlignedBuffer* b = free_.back();
+  std::span<std::byte>* b = free_.back();
   free_.pop_back();
   return Lease(this, b);
 }
@@ -103,7 +145,7 @@ std::vector<BufferPool::Lease> BufferPool::Acquire(size_t n) {
 BufferPool::Lease BufferPool::TryAcquire() {
   std::lock_guard lock(mu_);
   if (free_.empty()) return Lease();
-  AlignedBuffer* b = free_.back();
+  std::span<std::byte>* b = free_.back();
   free_.pop_back();
   return Lease(this, b);
 }
@@ -113,7 +155,7 @@ size_t BufferPool::available() const {
   return free_.size();
 }
 
-void BufferPool::Return(AlignedBuffer* buffer) {
+void BufferPool::Return(std::span<std::byte>* buffer) {
   // Notified under the lock: the returning lease may be the last thing that
   // keeps the pool's owner from destroying it.
   std::lock_guard lock(mu_);

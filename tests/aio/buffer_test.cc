@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <string>
 #include <thread>
 
 namespace nvswapfs::aio {
@@ -22,6 +27,70 @@ TEST(AlignedBufferTest, MoveTransfersOwnership) {
   std::byte* p = b->data();
   AlignedBuffer moved = std::move(b).value();
   EXPECT_EQ(moved.data(), p);
+}
+
+// The VmFlags line of /proc/self/smaps for the mapping that holds `p`.
+std::string VmFlagsOf(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {
+      inside = lo <= at && at < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+TEST(AlignedBufferTest, LargeBuffersAreHugePageAlignedAndAdvised) {
+  auto b = AlignedBuffer::Allocate(3 * 1024 * 1024);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b->data()) % kHugePageSize, 0u);
+  EXPECT_EQ(b->size(), 3u * 1024 * 1024);  // the mapping is larger; the buffer is as asked
+  for (std::byte x : b->span()) ASSERT_EQ(x, std::byte{0});
+  // "hg": the kernel was asked for transparent huge pages (MADV_HUGEPAGE).
+  const std::string flags = VmFlagsOf(b->data());
+  ASSERT_FALSE(flags.empty()) << "no mapping holds the buffer";
+  EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;
+  // Small buffers stay on the heap, with no advice of their own.
+  auto small = AlignedBuffer::Allocate(4096);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small->data()) % kBufferAlignment, 0u);
+}
+
+TEST(AlignedBufferTest, MovedLargeBufferIsFreedOnce) {
+  auto b = AlignedBuffer::Allocate(kHugePageSize);
+  ASSERT_TRUE(b.ok());
+  AlignedBuffer a = std::move(b).value();
+  AlignedBuffer c;
+  c = std::move(a);
+  c.data()[kHugePageSize - 1] = std::byte{7};
+  EXPECT_EQ(a.data(), nullptr);
+  EXPECT_EQ(c.size(), kHugePageSize);
+}
+
+TEST(BufferPoolTest, BuffersAreDisjointAlignedSlicesOfHugePages) {
+  const size_t size = 1024 * 1024;
+  auto pool = BufferPool::Create(size, 6);
+  ASSERT_TRUE(pool.ok());
+  std::vector<BufferPool::Lease> all = (*pool)->Acquire(6);
+  ASSERT_EQ(all.size(), 6u);
+  std::set<uintptr_t> starts;
+  for (auto& l : all) {
+    const auto at = reinterpret_cast<uintptr_t>(l.data());
+    EXPECT_EQ(at % size, 0u) << "a 1 MiB buffer straddles a huge page";
+    EXPECT_EQ(l.size(), size);
+    starts.insert(at);
+    std::memset(l.data(), 0xab, l.size());  // each is writable end to end
+  }
+  ASSERT_EQ(starts.size(), 6u);
+  for (auto it = std::next(starts.begin()); it != starts.end(); ++it) {
+    EXPECT_GE(*it - *std::prev(it), size) << "buffers overlap";
+  }
+  EXPECT_NE(VmFlagsOf(all[0].data()).find(" hg"), std::string::npos);
 }
 
 TEST(BufferPoolTest, RejectsEmptyPools) {

@@ -16,7 +16,20 @@ namespace nvswapfs::aio {
 // and keeps buffers on their own pages.
 constexpr size_t kBufferAlignment = 4096;
 
+// Buffers of at least this size are mapped on their own, aligned to it, and
+// the kernel is asked to back them with transparent huge pages.
+constexpr size_t kHugePageSize = size_t{2} << 20;
+
 // An owned, zero-filled, kBufferAlignment-aligned byte buffer. Move-only.
+//
+// One of kHugePageSize or more is a private mapping aligned to kHugePageSize
+// and advised MADV_HUGEPAGE. An O_DIRECT transfer from a huge page is one
+// physically contiguous segment; from 4 KiB pages a 1 MiB transfer is 256
+// segments, which a device taking fewer per request splits in two (a virtio
+// disk here takes 254: 1 MiB reads reached it as ~510 KiB requests), and
+// which cannot merge with its neighbours into the larger requests the device
+// would take. Without huge pages (disabled, or none free) it is the same
+// buffer on ordinary pages.
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
@@ -36,8 +49,11 @@ class AlignedBuffer {
   std::span<const std::byte> span() const { return {data_, size_}; }
 
  private:
+  void Free();
+
   std::byte* data_ = nullptr;
   size_t size_ = 0;
+  size_t mapped_ = 0;  // the mapping's length if mmap'd, else 0 (aligned_alloc'd)
 };
 
 // A fixed set of equally sized aligned buffers, allocated once and handed out
@@ -58,17 +74,18 @@ class BufferPool {
     bool valid() const { return pool_ != nullptr; }
     std::byte* data() { return buffer_->data(); }
     size_t size() const { return buffer_->size(); }
-    std::span<std::byte> span() { return buffer_->span(); }
+    std::span<std::byte> span() { return *buffer_; }
 
    private:
     friend class BufferPool;
-    Lease(BufferPool* pool, AlignedBuffer* buffer) : pool_(pool), buffer_(buffer) {}
+    Lease(BufferPool* pool, std::span<std::byte>* buffer) : pool_(pool), buffer_(buffer) {}
     void Release();
     BufferPool* pool_ = nullptr;
-    AlignedBuffer* buffer_ = nullptr;
+    std::span<std::byte>* buffer_ = nullptr;
   };
 
-  // Allocates `count` buffers of `buffer_size` bytes up front.
+  // Allocates `count` buffers of `buffer_size` bytes up front, side by side
+  // in one AlignedBuffer (so on huge pages where there are some).
   static Result<std::unique_ptr<BufferPool>> Create(size_t buffer_size, size_t count);
 
   BufferPool(const BufferPool&) = delete;
@@ -88,14 +105,15 @@ class BufferPool {
   size_t available() const;
 
  private:
-  BufferPool(size_t buffer_size, std::vector<AlignedBuffer> buffers);
-  void Return(AlignedBuffer* buffer);
+  BufferPool(size_t buffer_size, size_t count, AlignedBuffer memory);
+  void Return(std::span<std::byte>* buffer);
 
   const size_t buffer_size_;
-  std::vector<AlignedBuffer> buffers_;
+  AlignedBuffer memory_;
+  std::vector<std::span<std::byte>> buffers_;  // slices of memory_
   mutable std::mutex mu_;
   std::condition_variable freed_;
-  std::vector<AlignedBuffer*> free_;  // guarded by mu_
+  std::vector<std::span<std::byte>*> free_;  // guarded by mu_
 };
 
 }  // namespace nvswapfs::aio
