@@ -18,9 +18,12 @@ out=$("$bench" --file "$dir/b.img" --size 64M --op read --pattern rand --block-s
 echo "$out"
 grep -q "Validate: Pass" <<<"$out" || fail "read validation did not pass"
 
+# check_vs_fio HUGE: engine and fio side by side in JSON; HUGE (0 or 1) is
+# whether fio's buffers must have been on huge pages.
+check_vs_fio() {
 json=$("$bench" --file "$dir/b.img" --size 32M --op read --vs-fio --json --repeat 1 2>/dev/null)
 echo "$json"
-/usr/bin/python3 - "$json" <<'PY'
+/usr/bin/python3 - "$json" "$1" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in sys.argv[1].splitlines() if line.strip()]
 assert rows, "no JSON rows"
@@ -29,7 +32,23 @@ for r in rows:
         assert key in r, f"missing {key}"
     assert r["engine_MiBps"] > 0 and r["fio_MiBps"] > 0
     assert abs(r["ratio"] - r["engine_MiBps"] / r["fio_MiBps"]) < 0.01 * r["ratio"]
+    assert r["fio_huge_buffers"] is (sys.argv[2] == "1"), r["fio_huge_buffers"]
 PY
+}
+
+# fio gets huge-page buffers exactly when enough hugetlb pages are free: a
+# 1 MiB x 32 job needs 16 pages, plus one for alignment.
+free_huge() { awk '/^HugePages_Free:/ {print $2}' /proc/meminfo; }
+check_vs_fio "$([ "$(free_huge)" -ge 17 ] && echo 1 || echo 0)"
+if [ -w /proc/sys/vm/nr_hugepages ]; then
+  # And with some reserved for the run (as root), fio really runs on them.
+  was=$(cat /proc/sys/vm/nr_hugepages)
+  trap 'echo "$was" > /proc/sys/vm/nr_hugepages; rm -rf "$dir"' EXIT
+  echo $((was + 24)) > /proc/sys/vm/nr_hugepages
+  [ "$(free_huge)" -ge 17 ] || fail "could not reserve 24 huge pages for fio"
+  check_vs_fio 1
+  echo "$was" > /proc/sys/vm/nr_hugepages
+fi
 
 for bad in "--size abc" "--queue-depth 0" "--op sideways" "--block-size 1000"; do
   set +e

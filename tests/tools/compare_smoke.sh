@@ -17,12 +17,15 @@ out=$(mktemp -d)
 scratch=/var/tmp/nvswapfs-compare-smoke-$$-$RANDOM
 trap 'rm -rf "$out"' EXIT
 
+hugepages=$(cat /proc/sys/vm/nr_hugepages)
 start=$(date +%s)
 "$compare" --bin "$bin" --dir "$scratch" --size 64M --files 500 --rss-size 256M \
   --cold-files 2000 --plot "$out/compare.png" --json "$out/compare.json" ||
   fail "compare.sh exited $?"
 echo "compare.sh took $(($(date +%s) - start)) s"
 
+[ "$(cat /proc/sys/vm/nr_hugepages)" = "$hugepages" ] ||
+  fail "vm.nr_hugepages is $(cat /proc/sys/vm/nr_hugepages), was $hugepages before the run"
 [ ! -e "$scratch" ] || fail "the scratch directory $scratch was left behind"
 ! grep -q " $scratch/" /proc/mounts || fail "something under $scratch is still mounted"
 for left in /dev/shm/nvswapfs-compare-*; do
@@ -67,6 +70,17 @@ for case in ("dd_fsync", "dd_direct", "fio_libaio"):
     for op in ("write", "read"):
         positive(f"shm.cases.{case}.{op}",
                  shm.get("cases", {}).get(case, {}).get("nvswapfs", {}).get(op, {}).get("MBps"))
+# The limit is measured with fio's own buffers and on huge pages (reserved for
+# the run, as root), and is the faster of the two.
+for where, limit in (("limit", r.get("limit", {})), ("shm.limit", shm.get("limit", {}))):
+    kinds = limit.get("buffers", {})
+    if set(kinds) != {"4 KiB pages", "huge pages"}:
+        problems.append(f"{where}.buffers: {sorted(kinds)!r}")
+        continue
+    for op in ("write", "read"):
+        best = max(kinds[k][op]["MBps"] for k in kinds)
+        if limit.get(op, {}).get("MBps") != best:
+            problems.append(f"{where}.{op} is not the faster of {sorted(kinds)}")
 for target in ("nvswapfs", "local", "fuse2fs"):
     for op in ("create", "stat", "unlink"):
         positive(f"meta.{target}.{op}", r.get("meta", {}).get(target, {}).get(op, {})

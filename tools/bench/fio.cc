@@ -9,11 +9,14 @@
 #include <boost/property_tree/ptree.hpp>
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <utility>
 
+#include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/unique_fd.h"
+#include "nvswapfs/units.h"
 
 extern char** environ;
 
@@ -138,8 +141,30 @@ double PercentileUs(const pt::ptree& percentiles, const char* key) {
 
 }  // namespace
 
+uint64_t FioHugeBufferBytes(const Measurement& m) {
+  const bool aio = m.engine_kind == EngineKind::kAio;
+  const uint64_t per_job = (aio ? m.engine.queue_depth : 1) * m.engine.block_size;
+  return m.engine.threads * (RoundUp(per_job, aio::kHugePageSize) + aio::kHugePageSize);
+}
+
+uint64_t FreeHugetlbBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  uint64_t free_pages = 0;
+  uint64_t page_kib = 0;
+  for (std::string line; std::getline(meminfo, line);) {
+    std::istringstream fields(line);
+    std::string key;
+    uint64_t value = 0;
+    if (!(fields >> key >> value)) continue;
+    if (key == "HugePages_Free:") free_pages = value;
+    if (key == "Hugepagesize:") page_kib = value;
+  }
+  return free_pages * page_kib * 1024;
+}
+
 std::vector<std::string> FioCommand(const std::string& fio_binary, const std::string& path,
-                                    const Measurement& m, const std::string& output) {
+                                    const Measurement& m, const std::string& output,
+                                    bool huge_buffers) {
   const bool aio = m.engine_kind == EngineKind::kAio;
   const uint32_t threads = m.engine.threads;
   const uint64_t bs = m.engine.block_size;
@@ -171,6 +196,7 @@ std::vector<std::string> FioCommand(const std::string& fio_binary, const std::st
     args.push_back("--size=" + std::to_string(per_job));
     args.push_back("--offset_increment=" + std::to_string(per_job));
   }
+  if (huge_buffers) args.push_back("--iomem=shmhuge");
   if (aio && !m.engine.overlap) {
     // Sequential mode: submit a batch, reap all of it, repeat.
     const uint32_t batch = m.engine.single_submit ? 1 : qd;
@@ -186,7 +212,8 @@ Result<FioResult> RunFio(const std::string& fio_binary, const std::string& path,
   if (!report.ok()) return report.status();
   Result<TempFile> log = TempFile::Create("nvswapfs-bench-fio-log");
   if (!log.ok()) return log.status();
-  const std::vector<std::string> args = FioCommand(fio_binary, path, m, report->path());
+  const bool huge = FreeHugetlbBytes() >= FioHugeBufferBytes(m);
+  const std::vector<std::string> args = FioCommand(fio_binary, path, m, report->path(), huge);
   if (verbose) std::cerr << "fio command: " << JoinCommand(args) << "\n";
 
   Result<int> wstatus = SpawnAndWait(args, log->fd());
@@ -206,6 +233,7 @@ Result<FioResult> RunFio(const std::string& fio_binary, const std::string& path,
     const std::string detail = std::string(s.detail()) + "; " + TailOfLog(log->path());
     return std::move(s).WithDetail(detail);
   }
+  result->huge_buffers = huge;
   return result;
 }
 

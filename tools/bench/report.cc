@@ -177,6 +177,10 @@ void PrintHuman(std::ostream& out, const MeasurementReport& r) {
                   r.FioIops(), engine / fio);
   }
   out << "\n";
+  if (!r.fio.empty() && !r.fio.front().huge_buffers) {
+    out << "  fio's buffers were on 4 KiB pages, the engine's on huge pages: free huge pages "
+           "(sysctl vm.nr_hugepages) let fio use them too\n";
+  }
   if (r.has_call_latency) {
     out << "  io_submit " << LatencyTriple(r.submit) << " us; io_getevents "
         << LatencyTriple(r.reap) << " us"
@@ -263,6 +267,7 @@ std::string JsonLine(const MeasurementReport& r, const std::string& file) {
     json.AddNumber("fio_GBps", GBps(r.FioMiBps()), 4);
     json.AddNumber("fio_iops", r.FioIops(), 1);
     json.AddNumbers("fio_runs_MiBps", r.FioMiBpsRuns());
+    json.AddBool("fio_huge_buffers", r.fio.front().huge_buffers);
     const Percentiles clat = r.FioCompletionLatency();
     json.AddNumber("fio_clat_p50_us", clat.p50_us, 1);
     json.AddNumber("fio_clat_p99_us", clat.p99_us, 1);
