@@ -96,4 +96,21 @@ if cold.get("files") != 2000:
 assert not problems, "missing or non-positive results:\n  " + "\n  ".join(problems)
 print("compare smoke test: every case present, all rates positive")
 PY
+
+# The null target (only when named): nvswapfs-null-fuse mounted beside
+# nvswapfs for the client cases, then unmounted like the rest.
+"$compare" --bin "$bin" --dir "$scratch" --size 32M --only clients,nvswapfs,null \
+  --json "$out/null.json" --plot "$out/null.png" || fail "compare.sh --only null exited $?"
+[ ! -e "$scratch" ] || fail "the scratch directory $scratch was left behind (null run)"
+! pgrep -f "nvswapfs-null-fuse $scratch" >/dev/null || fail "nvswapfs-null-fuse still runs"
+/usr/bin/python3 - "$out/null.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["targets"] == ["nvswapfs", "null"], r["targets"]
+for case, entry in r["clients"].items():
+    for op in ("write", "read"):
+        rate = entry.get("null", {}).get(op, {}).get("MBps")
+        assert isinstance(rate, (int, float)) and rate > 0, f"clients.{case}.null.{op}: {rate!r}"
+print("compare smoke test: the null target ran every client case")
+PY
 echo "compare smoke test: all checks passed"

@@ -13,6 +13,10 @@ On one backing storage (the file system that holds --dir), in one run:
               nvswapfs  an nvswapfs image file in --dir, mounted
               local     a plain directory in --dir (the kernel's own file system)
               fuse2fs   an ext4 image file in --dir, mounted with fuse2fs
+              null      (only with --only null) nvswapfs-null-fuse, a FUSE
+                        file system that keeps nothing (writes dropped,
+                        reads zeros) with nvswapfs's connection settings:
+                        the ceiling of any FUSE daemon on this machine
   shm       the limit, the engine and the nvswapfs image on /dev/shm (memory):
             what is left is the software's own overhead
   meta      create + 4 KiB write + close, stat, unlink of --files files
@@ -61,7 +65,8 @@ MB = 1e6  # every rate printed is in MB/s = 10^6 bytes per second
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GROUPS = ["limit", "engine", "clients", "shm", "meta", "rss", "cold"]
-TARGETS = ["nvswapfs", "local", "fuse2fs"]
+TARGETS = ["nvswapfs", "local", "fuse2fs", "null"]
+DEFAULT_TARGETS = ["nvswapfs", "local", "fuse2fs"]  # null only when named
 SHM_CAP = 2 * GIB       # the memory-backed cases move at most this much
 SHM_BUDGET = 6 * GIB    # what this script may keep in /dev/shm at once, roughly
 COLD_MOUNTS = 3         # cold mounts timed; the median is reported
@@ -372,6 +377,9 @@ class Compare:
         programs = ["fio", "dd", "cp", "sync", "cmp", "fusermount3", "df"]
         if "fuse2fs" in self.args.targets and {"clients", "meta"} & groups:
             programs += ["fuse2fs", "mkfs.ext4"]
+        if "null" in self.args.targets and not os.access(self.tool("nvswapfs-null-fuse"),
+                                                         os.X_OK):
+            raise Failure(f"set-up: nvswapfs-null-fuse not found in {self.bin}")
         gone = [p for p in programs if shutil.which(p) is None]
         if gone:
             raise Failure(f"set-up: {', '.join(gone)} not installed (tools/bench/compare.sh "
@@ -882,7 +890,8 @@ class Compare:
                     runs[name]["read"].append(r)
                     say(f"  {group:8} {name:9} {key:11} write {fmt_rate(w['MBps']):>7} MB/s   "
                         f"read {fmt_rate(r['MBps']):>7} MB/s")
-                    if written and rep == 0:
+                    # null keeps nothing to compare
+                    if written and rep == 0 and name != "null":
                         self.verify(f"{group} {name} {key}", path, nbytes, written)
                     os.unlink(path)
             for name in targets:
@@ -911,6 +920,23 @@ class Compare:
                 mounts.append(m)
             elif name == "local":
                 dirs[name] = os.path.join(self.dir, "local")
+            elif name == "null":
+                mnt = os.path.join(self.dir, "mnt-null")
+                os.makedirs(mnt, exist_ok=True)
+                # No image: the daemon is told apart by its mount point.
+                _, m = self._mount([self.tool("nvswapfs-null-fuse"), mnt], mnt, mnt,
+                                   "mount nvswapfs-null-fuse", ["nvswapfs-null-fuse"], None)
+                # The kernel read-ahead window nvswapfs sets for its own mount.
+                st = os.stat(mnt)
+                bdi = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+                try:
+                    with open(bdi, "w") as f:
+                        f.write("16384\n")
+                except OSError as e:
+                    self.note(f"null: cannot set {bdi} ({e.strerror}); its reads keep the "
+                              f"kernel's default read-ahead")
+                dirs[name] = mnt
+                mounts.append(m)
             elif name == "fuse2fs":
                 image = os.path.join(self.dir, "ext4.img")
                 with open(image, "wb") as f:
@@ -1198,7 +1224,8 @@ class Compare:
             head = ["case"]
             for t in targets:
                 head += [f"{t} MB/s", "÷limit"]
-            cross = [t for t in ("local", "fuse2fs") if t in targets and "nvswapfs" in targets]
+            cross = [t for t in ("local", "fuse2fs", "null")
+                     if t in targets and "nvswapfs" in targets]
             head += [f"nvswapfs÷{t}" for t in cross]
             say("| " + " | ".join(head) + " |")
             say("|---|" + "---:|" * (len(head) - 1))
@@ -1224,7 +1251,7 @@ class Compare:
                 f"write starts from a new file; the page cache is dropped before every phase"
                 f"{' (and as much memory touched and freed again, --prefault)' if self.args.prefault else ''}. What "
                 f"dd and cp wrote was read back and compared with cmp (first run, outside the "
-                f"timing) on every target.")
+                f"timing) on every target{' but null, which keeps nothing' if 'null' in targets else ''}.")
             say("")
         if "shm" in r:
             s = r["shm"]
@@ -1253,7 +1280,8 @@ class Compare:
         if "meta" in r:
             m = r["meta"]
             targets = [t for t in self.args.targets if t in m]
-            cross = [t for t in ("local", "fuse2fs") if t in targets and "nvswapfs" in targets]
+            cross = [t for t in ("local", "fuse2fs", "null")
+                     if t in targets and "nvswapfs" in targets]
             say(f"### metadata: {self.args.files} files in one directory, files/s "
                 f"(create = open(O_CREAT) + 4 KiB write + close; create and unlink end with "
                 f"syncfs() and fsync() of the directory; caches dropped before each phase)")
@@ -1310,7 +1338,8 @@ class Compare:
             raise Failure(f"plot: {e} (tools/bench/compare.sh installs python3-matplotlib and "
                           f"runs this file with /usr/bin/python3)")
 
-        colors = {"nvswapfs": "#1f77b4", "local": "#2ca02c", "fuse2fs": "#ff7f0e"}
+        colors = {"nvswapfs": "#1f77b4", "local": "#2ca02c", "fuse2fs": "#ff7f0e",
+                  "null": "#7f7f7f"}
         panels = [p for p in ("clients", "shm") if p in r]
         fig, axes = plt.subplots(len(panels), 1, figsize=(15, 5.2 * len(panels) + 1.2),
                                  squeeze=False,
@@ -1466,8 +1495,8 @@ def parse_args(argv):
 
     only, skip = names(a.only, "--only"), names(a.skip, "--skip")
     a.groups = [g for g in GROUPS if g not in skip and (g in only or not set(only) & set(GROUPS))]
-    a.targets = [t for t in TARGETS
-                 if t not in skip and (t in only or not set(only) & set(TARGETS))]
+    a.targets = [t for t in TARGETS if t not in skip and (
+        t in only or (not set(only) & set(TARGETS) and t in DEFAULT_TARGETS))]
     if not a.groups:
         p.error("nothing left to run")
     if a.halt_poll is not None and a.halt_poll < 0:
