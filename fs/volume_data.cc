@@ -363,15 +363,15 @@ std::vector<Segment> Volume::AcceptBlocksLocked(Inode& inode, BlockRange blocks)
 }
 
 void Volume::SubmitBlocks(const std::shared_ptr<WriteOp>& op, uint64_t ino,
-                          const std::vector<Segment>& segments, uint64_t window,
-                          std::byte* window_data, std::shared_ptr<BufferPool::Lease> lease) {
+                          const std::vector<Segment>& segments, uint64_t origin,
+                          std::byte* origin_data, std::shared_ptr<void> keep) {
   for (const Segment& s : segments) {
     const BlockRange blocks{s.logical, s.logical + s.count};
     op->references.fetch_add(1, std::memory_order_relaxed);
     engine_->Submit({IoOp::kWrite, *s.physical * kBlockSize,
-                     window_data + (s.logical * kBlockSize - window), s.count * kBlockSize},
-                    [this, op, ino, blocks, lease, fresh = s.unwritten](Status st) mutable {
-                      lease.reset();
+                     origin_data + (s.logical * kBlockSize - origin), s.count * kBlockSize},
+                    [this, op, ino, blocks, keep, fresh = s.unwritten](Status st) mutable {
+                      keep.reset();
                       WriteDone(op, ino, blocks, fresh, std::move(st));
                     });
   }
@@ -495,6 +495,15 @@ void Volume::FlushTailLocked(uint64_t ino) {
 
 void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
                         TransferDone done, WriteMode mode, bool privileged) {
+  // Lent bytes are only ever read: the other form writes to the device
+  // from them only when handed over.
+  WriteAsync(ino, offset, std::span(const_cast<std::byte*>(data.data()), data.size()), nullptr,
+             std::move(done), mode, privileged);
+}
+
+void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data,
+                        std::shared_ptr<void> owner, TransferDone done, WriteMode mode,
+                        bool privileged) {
   auto op = std::make_shared<WriteOp>();
   op->ino = ino;
   op->offset = offset;
@@ -539,13 +548,20 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
   // that reaches its window's end goes to the device now; one that stops
   // short (the end of a small write) is gathered until its window fills,
   // the file is read, synced or committed, or its buffer is needed.
+  // A piece that goes to the device at once is written from the caller's
+  // memory when that was handed over and the piece is whole aligned blocks
+  // (a 1 MiB write at a 1 MiB offset, as dd, cp and fio make them).
   struct Piece {
     uint64_t from;
     uint64_t to;
-    uint64_t window;
-    std::shared_ptr<BufferPool::Lease> lease;
+    uint64_t origin;         // the file byte at `origin_data`
+    std::byte* origin_data;  // a staging buffer (copied into) or `data`
+    std::shared_ptr<void> keep;
+    bool copy;
     std::vector<Segment> segments;
   };
+  const bool handed_over = owner != nullptr && offset % kBlockSize == 0 &&
+                           reinterpret_cast<uintptr_t>(data.data()) % aio::kBufferAlignment == 0;
   const uint64_t window_size = staging_->buffer_size();
   const uint64_t end = offset + op->length;
   const size_t batch = std::max<size_t>(1, std::min<size_t>(4, staging_->capacity() / 4));
@@ -554,8 +570,10 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
     size_t direct = 0;
     for (uint64_t p = pos, i = 0; i < batch && p < end; ++i) {
       const uint64_t w_end = RoundDown(p, window_size) + window_size;
-      if (end >= w_end || mode == WriteMode::kThrough) ++direct;
-      p = std::min(end, w_end);
+      const uint64_t to = std::min(end, w_end);
+      if ((end >= w_end || mode == WriteMode::kThrough) && !(handed_over && to % kBlockSize == 0))
+        ++direct;
+      p = to;
     }
     std::vector<BufferPool::Lease> leases;
     if (direct > 0) leases = staging_->Acquire(direct);
@@ -594,17 +612,27 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
             const BlockRange blocks{pos / kBlockSize, (to + kBlockSize - 1) / kBlockSize};
             WaitWritesLocked(ino, blocks);
             ReapWriteFailuresLocked();
-            Piece piece{pos,
-                        to,
-                        window,
-                        std::make_shared<BufferPool::Lease>(std::move(leases[next_lease++])),
-                        {}};
-            // The rest of partly written first and last blocks: what the
-            // file holds there.
-            Status s = FillEdgesLocked(*inode, pos, to, window, piece.lease->data());
-            if (!s.ok()) {
-              refused = FileError("write", op->path, offset, op->length, s);
-              break;
+            Piece piece;
+            piece.from = pos;
+            piece.to = to;
+            if (handed_over && to % kBlockSize == 0) {
+              piece.origin = offset;
+              piece.origin_data = data.data();
+              piece.keep = owner;
+              piece.copy = false;
+            } else {
+              auto lease = std::make_shared<BufferPool::Lease>(std::move(leases[next_lease++]));
+              piece.origin = window;
+              piece.origin_data = lease->data();
+              piece.keep = std::move(lease);
+              piece.copy = true;
+              // The rest of partly written first and last blocks: what the
+              // file holds there.
+              Status s = FillEdgesLocked(*inode, pos, to, window, piece.origin_data);
+              if (!s.ok()) {
+                refused = FileError("write", op->path, offset, op->length, s);
+                break;
+              }
             }
             piece.segments = AcceptBlocksLocked(*inode, blocks);
             pieces.push_back(std::move(piece));
@@ -619,9 +647,11 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte
     }
     // Registered in flight above: the copies and submissions must follow.
     for (Piece& p : pieces) {
-      std::memcpy(p.lease->data() + (p.from - p.window), data.data() + (p.from - offset),
-                  p.to - p.from);
-      SubmitBlocks(op, ino, p.segments, p.window, p.lease->data(), p.lease);
+      if (p.copy) {
+        std::memcpy(p.origin_data + (p.from - p.origin), data.data() + (p.from - offset),
+                    p.to - p.from);
+      }
+      SubmitBlocks(op, ino, p.segments, p.origin, p.origin_data, std::move(p.keep));
     }
   }
   if (mode == WriteMode::kBehind || !refused.ok()) {

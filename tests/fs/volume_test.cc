@@ -6,9 +6,13 @@
 #include <linux/falloc.h>
 #include <sys/xattr.h>
 
+#include <cstring>
 #include <future>
+#include <mutex>
 #include <random>
 
+#include "nvswapfs/aio/buffer.h"
+#include "nvswapfs/aio/fault_injector.h"
 #include "nvswapfs/fs/fsck.h"
 #include "nvswapfs/unique_fd.h"
 #include "nvswapfs/units.h"
@@ -194,6 +198,92 @@ TEST_F(VolumeTest, SmallSequentialWritesBehindBecomeWholeDeviceWrites) {
   EXPECT_EQ(ReadAll(*volume_, ino), expect);
   Reopen();
   EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/stream")), expect);
+}
+
+// Where the device's write requests take their bytes from.
+class WriteSources : public aio::Syscalls {
+ public:
+  int Submit(io_context_t ctx, long n, struct iocb** iocbs) override {
+    {
+      std::lock_guard lock(mu_);
+      for (long i = 0; i < n; ++i) {
+        if (iocbs[i]->aio_lio_opcode == IO_CMD_PWRITE) sources_.push_back(iocbs[i]->u.c.buf);
+      }
+    }
+    return Syscalls::Submit(ctx, n, iocbs);
+  }
+  // How many writes took their bytes from [begin, begin + n), and how many
+  // started exactly at `begin`.
+  std::pair<size_t, size_t> From(const std::byte* begin, size_t n) {
+    std::lock_guard lock(mu_);
+    size_t inside = 0, at = 0;
+    for (const void* p : sources_) {
+      const auto* b = static_cast<const std::byte*>(p);
+      if (std::less_equal<>()(begin, b) && std::less<>()(b, begin + n)) ++inside;
+      if (b == begin) ++at;
+    }
+    return {inside, at};
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<void*> sources_;
+};
+
+Result<size_t> WriteHandedOver(Volume& v, uint64_t ino, uint64_t offset,
+                               std::span<std::byte> data, std::shared_ptr<void> owner,
+                               WriteMode mode) {
+  std::promise<Result<size_t>> outcome;
+  v.WriteAsync(ino, offset, data, std::move(owner),
+               [&](Result<size_t> r) { outcome.set_value(std::move(r)); }, mode, true);
+  return outcome.get_future().get();
+}
+
+TEST_F(VolumeTest, HandedOverWholeBlocksGoToTheDeviceFromWhereTheyAre) {
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  WriteSources sources;
+  aio::FaultInjector no_faults(1, sources);
+  volume_ = image_.Open(&no_faults);
+  ASSERT_NE(volume_, nullptr);
+  const uint64_t ino = MakeFile("handed");
+  const std::string pattern = Pattern((2 << 20) + 5000, 11);
+  auto memory = aio::AlignedBuffer::Allocate(pattern.size());
+  ASSERT_TRUE(memory.ok());
+  std::memcpy(memory->data(), pattern.data(), pattern.size());
+  std::atomic<int> owners{0};
+  auto hand_over = [&] {
+    owners.fetch_add(1);
+    return std::shared_ptr<void>(memory->data(), [&](void*) { owners.fetch_sub(1); });
+  };
+  const std::span<std::byte> all(memory->data(), pattern.size());
+
+  // At a 1 MiB offset: two whole windows straight from the memory; the
+  // last 5000 bytes are gathered (copied), not written from it.
+  auto n = WriteHandedOver(*volume_, ino, 1 << 20, all, hand_over(), WriteMode::kBehind);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_TRUE(volume_->Fsync(ino).ok());
+  auto [inside, at] = sources.From(memory->data(), pattern.size());
+  EXPECT_EQ(at, 1u);
+  EXPECT_EQ(inside, 2u) << "device writes from the handed-over memory";
+  EXPECT_EQ(owners.load(), 0) << "the memory is let go once the device has it";
+
+  // Not block-aligned: every byte is copied first, as with lent bytes.
+  n = WriteHandedOver(*volume_, ino, (4 << 20) + 100, all, hand_over(), WriteMode::kThrough);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_TRUE(volume_->Fsync(ino).ok());
+  EXPECT_EQ(sources.From(memory->data(), pattern.size()).first, 2u);
+  EXPECT_EQ(owners.load(), 0);
+
+  std::string expect((4 << 20) + 100 + pattern.size(), '\0');
+  expect.replace(1 << 20, pattern.size(), pattern);
+  expect.replace((4 << 20) + 100, pattern.size(), pattern);
+  EXPECT_EQ(ReadAll(*volume_, ino), expect);
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  volume_ = image_.Open();
+  ASSERT_NE(volume_, nullptr);
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/handed")), expect);
 }
 
 TEST_F(VolumeTest, WriteBehindFailureIsReportedLaterAndItsBytesReadAsEio) {

@@ -198,6 +198,14 @@ class Volume {
   // is set, as every local filesystem does.
   void WriteAsync(uint64_t ino, uint64_t offset, std::span<const std::byte> data, TransferDone done,
                   WriteMode mode = WriteMode::kThrough, bool privileged = true);
+  // The same for bytes handed over rather than lent: `data` stays valid for
+  // as long as `owner` is held. Whole aligned blocks of it that would go to
+  // the device at once are written from where they are (no staging copy),
+  // and `owner` is kept until they are on the device; the rest is copied as
+  // above.
+  void WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data,
+                  std::shared_ptr<void> owner, TransferDone done, WriteMode mode,
+                  bool privileged);
   // The same, waiting for the outcome.
   Result<size_t> Read(uint64_t ino, uint64_t offset, std::span<std::byte> out);
   Result<size_t> Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
@@ -318,11 +326,12 @@ class Volume {
   // Marks `blocks` written and registers them in flight; returns their
   // mapping.
   std::vector<Segment> AcceptBlocksLocked(Inode& inode, BlockRange blocks);
-  // Submits file blocks `blocks` of `ino` from `window_data` (the bytes of
-  // the file window starting at byte `window`).
+  // Submits file blocks `segments` of `ino` from memory holding the file's
+  // bytes from byte `origin` on at `origin_data`; `keep` holds that memory
+  // until the device is done with it.
   void SubmitBlocks(const std::shared_ptr<WriteOp>& op, uint64_t ino,
-                    const std::vector<Segment>& segments, uint64_t window, std::byte* window_data,
-                    std::shared_ptr<aio::BufferPool::Lease> lease);
+                    const std::vector<Segment>& segments, uint64_t origin, std::byte* origin_data,
+                    std::shared_ptr<void> keep);
   // `fresh`: the blocks were unwritten before this write.
   void WriteDone(const std::shared_ptr<WriteOp>& op, uint64_t ino, BlockRange blocks, bool fresh,
                  Status s);
