@@ -22,6 +22,7 @@
 
 #include "init_reply.h"
 #include "mount_table.h"
+#include "serve.h"
 #include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/aio/fault_injector.h"
 #include "nvswapfs/fs/volume.h"
@@ -275,12 +276,8 @@ int RunDaemon(int argc, const char* const* argv) {
     fuse_session* se;
     ~SessionGuard() { fuse_session_destroy(se); }
   } session_guard{se};
-  if (fuse_set_signal_handlers(se) != 0) {
-    launcher.Failed("cannot install signal handlers");
-    return 1;
-  }
+  internal::StopSignals stop_signals(se);
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
-    fuse_remove_signal_handlers(se);
     launcher.Failed("cannot mount at " + mountpoint +
                     " (is /dev/fuse available, and is the mount point in use?)");
     return 1;
@@ -291,14 +288,11 @@ int RunDaemon(int argc, const char* const* argv) {
   LogInfo("mounted " + o.device + " at " + mountpoint + " (" + o.engine.ToString() + ")");
   launcher.Ready();
 
-  fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_clone_fd(cfg, 1);
-  fuse_loop_cfg_set_max_threads(cfg, o.max_threads);
-  const int rc = fuse_session_loop_mt(se, cfg);
-  fuse_loop_cfg_destroy(cfg);
+  // SIGINT, SIGTERM and SIGHUP end this as an unmount does: cleanly.
+  const Status served = internal::Serve(se, o.max_threads);
+  if (!served.ok()) LogError("serving " + mountpoint + ": " + served.ToString());
 
   fuse_session_unmount(se);
-  fuse_remove_signal_handlers(se);
   // Everything pending is committed, and a checkpoint makes the next mount
   // replay nothing.
   Status closed = (*volume)->Close();
@@ -307,9 +301,7 @@ int RunDaemon(int argc, const char* const* argv) {
     return 1;
   }
   LogInfo("unmounted " + o.device + " from " + mountpoint);
-  // After SIGINT, SIGTERM or SIGHUP the loop returns the signal's number: a
-  // requested, clean shutdown.
-  return rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
+  return served.ok() ? 0 : 1;
 }
 
 }  // namespace nvswapfs::fuse

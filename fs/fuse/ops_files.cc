@@ -8,6 +8,7 @@
 #include "nvswapfs/aio/buffer.h"
 #include "ops_internal.h"
 #include "read_ahead.h"
+#include "serve.h"
 
 namespace nvswapfs::fuse::internal {
 
@@ -118,24 +119,30 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
     Handle* h = HandleOf(fi);
     Filesystem& fs = FsOf(req);
     // Write-behind unless asked otherwise: the reply goes out once the bytes
-    // are copied and queued, so the next request overlaps this one's device
-    // write. The data is copied before WriteAsync returns; libfuse may reuse
-    // `buf`.
+    // are queued, so the next request overlaps this one's device write.
     const fs::WriteMode mode =
         fs.options().sync_writes ? fs::WriteMode::kThrough : fs::WriteMode::kBehind;
     // The kernel leaves set-ID bits to us on writes that bypass its cache.
     const bool privileged = fuse_req_ctx(req)->uid == 0;
-    fs.volume().WriteAsync(
-        ino, static_cast<uint64_t>(off), std::as_bytes(std::span(buf, size)),
-        [req, ino, h](Result<size_t> n) {
-          Guarded(req, [&] {
-            if (!n.ok()) return ReplyError(req, n.status(), ino);
-            if (h != nullptr) h->wrote.store(true, std::memory_order_relaxed);
-            FsOf(req).CountWrite(ino, *n);
-            fuse_reply_write(req, *n);
-          });
-        },
-        mode, privileged);
+    auto done = [req, ino, h](Result<size_t> n) {
+      Guarded(req, [&] {
+        if (!n.ok()) return ReplyError(req, n.status(), ino);
+        if (h != nullptr) h->wrote.store(true, std::memory_order_relaxed);
+        FsOf(req).CountWrite(ino, *n);
+        fuse_reply_write(req, *n);
+      });
+    };
+    // `buf` is the request buffer's: taken along, its aligned blocks go to
+    // the device from there. Otherwise the volume copies what it keeps
+    // before WriteAsync returns, as libfuse may reuse `buf`.
+    std::span<std::byte> bytes;
+    if (std::shared_ptr<void> owner = TakeRequestBuffer(buf, size, &bytes)) {
+      fs.volume().WriteAsync(ino, static_cast<uint64_t>(off), bytes, std::move(owner),
+                             std::move(done), mode, privileged);
+    } else {
+      fs.volume().WriteAsync(ino, static_cast<uint64_t>(off), std::as_bytes(std::span(buf, size)),
+                             std::move(done), mode, privileged);
+    }
   });
 }
 

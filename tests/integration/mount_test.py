@@ -273,6 +273,29 @@ class PersistenceTest(MountTest):
         with open(self.m.path("d", "g"), "rb") as f:
             self.assertEqual(f.read(), b"x" * 100_000)
 
+    def test_sigint_and_sighup_unmount_cleanly_while_a_writer_streams(self):
+        data = os.urandom(8 << 20)
+        for sig in (signal.SIGINT, signal.SIGHUP):
+            name = f"{sig.name}.bin"
+            with open(self.m.path(name), "wb") as f:
+                f.write(data)
+            # A writer in the middle of a stream when the signal comes: the
+            # daemon stops serving, but the file it closed before is whole.
+            writer = subprocess.Popen(["dd", "if=/dev/zero", f"of={self.m.path('stream')}",
+                                       "bs=1M", "count=100000", "oflag=direct"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            self.m.proc.send_signal(sig)
+            self.assertEqual(self.m.proc.wait(timeout=60), 0, self.m.log_text())
+            writer.wait(timeout=60)
+            self.m.proc = None
+            self.assertFalse(is_mounted(self.m.mnt))
+            self.assertIn("unmounted", self.m.log_text())
+            self.m.fsck()
+            self.m.start()
+            with open(self.m.path(name), "rb") as f:
+                self.assertEqual(f.read(), data, sig.name)
+
     def test_closed_files_survive_kill_9(self):
         data = os.urandom(20 << 20)
         with open(self.m.path("closed.bin"), "wb") as f:
