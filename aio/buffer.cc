@@ -114,7 +114,8 @@ Result<std::unique_ptr<BufferPool>> BufferPool::Create(size_t buffer_size, size_
 
 BufferPool::BufferPool(size_t buffer_size, size_t count, AlignedBuffer memory)
     : buffer_size_(buffer_size), memory_(std::move(memory)) {
-  const size_t slot = RoundUp(buffer_size, kBufferAlignment);
+  // Create sized the memory as `count` aligned slots.
+  const size_t slot = memory_.size() / count;
   buffers_.reserve(count);
   for (size_t i = 0; i < count; ++i) buffers_.push_back(memory_.span().subspan(i * slot, slot));
   free_.reserve(count);
