@@ -550,7 +550,7 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data
   // the file is read, synced or committed, or its buffer is needed.
   // A piece that goes to the device at once is written from the caller's
   // memory when that was handed over and the piece is whole aligned blocks
-  // (a 1 MiB write at a 1 MiB offset, as dd, cp and fio make them).
+  // (a 1 MiB write at a 1 MiB offset, as dd bs=1M and fio make them).
   struct Piece {
     uint64_t from;
     uint64_t to;
@@ -562,6 +562,9 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data
   };
   const bool handed_over = owner != nullptr && offset % kBlockSize == 0 &&
                            reinterpret_cast<uintptr_t>(data.data()) % aio::kBufferAlignment == 0;
+  // Whether a piece going to the device at once, ending at file byte `to`,
+  // is written from `data` rather than copied into staging.
+  auto from_caller = [&](uint64_t to) { return handed_over && to % kBlockSize == 0; };
   const uint64_t window_size = staging_->buffer_size();
   const uint64_t end = offset + op->length;
   const size_t batch = std::max<size_t>(1, std::min<size_t>(4, staging_->capacity() / 4));
@@ -571,8 +574,7 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data
     for (uint64_t p = pos, i = 0; i < batch && p < end; ++i) {
       const uint64_t w_end = RoundDown(p, window_size) + window_size;
       const uint64_t to = std::min(end, w_end);
-      if ((end >= w_end || mode == WriteMode::kThrough) && !(handed_over && to % kBlockSize == 0))
-        ++direct;
+      if ((end >= w_end || mode == WriteMode::kThrough) && !from_caller(to)) ++direct;
       p = to;
     }
     std::vector<BufferPool::Lease> leases;
@@ -615,7 +617,7 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data
             Piece piece;
             piece.from = pos;
             piece.to = to;
-            if (handed_over && to % kBlockSize == 0) {
+            if (from_caller(to)) {
               piece.origin = offset;
               piece.origin_data = data.data();
               piece.keep = owner;

@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "nvswapfs/aio/buffer.h"
+#include "nvswapfs/fs/volume.h"
 #include "nvswapfs/unique_fd.h"
 
 namespace nvswapfs::fuse::internal {
@@ -48,7 +50,7 @@ constexpr size_t kRequestAt = kPage - kWriteHeaders;
 constexpr size_t kSlot = kRequestAt + kSessionBuffer;
 // Buffers beyond one per worker: writes on their way to the device, as many
 // as the volume's staging buffers.
-constexpr size_t kInFlight = 32;
+constexpr size_t kInFlight = fs::VolumeOptions{}.staging_buffers;
 constexpr int kWakeSignal = SIGUSR1;
 
 std::atomic<fuse_session*> stop_session{nullptr};
