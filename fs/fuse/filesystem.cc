@@ -183,12 +183,13 @@ void Filesystem::CountError(uint64_t ino) {
   counters_[ino].errors++;
 }
 
-void Filesystem::CountRead(uint64_t ino, uint64_t bytes) {
+void Filesystem::CountRead(uint64_t ino, uint64_t bytes, Served from) {
   bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   FileCounters& c = counters_[ino];
   c.reads++;
   c.bytes_read += bytes;
+  if (from == Served::kReadAhead) c.read_ahead++;
 }
 
 void Filesystem::CountWrite(uint64_t ino, uint64_t bytes) {
@@ -237,7 +238,7 @@ std::string Filesystem::VirtualXattr(uint64_t ino, std::string_view name) {
     return "reads=" + std::to_string(c.reads) + " writes=" + std::to_string(c.writes) +
            " bytes_read=" + std::to_string(c.bytes_read) +
            " bytes_written=" + std::to_string(c.bytes_written) +
-           " errors=" + std::to_string(c.errors);
+           " errors=" + std::to_string(c.errors) + " read_ahead=" + std::to_string(c.read_ahead);
   }
   return "";
 }

@@ -1,43 +1,86 @@
 #include "read_ahead.h"
 
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
 #include <optional>
+#include <vector>
 
 #include "ops_internal.h"
 
 namespace nvswapfs::fuse::internal {
 
-// One request's worth read ahead. Shared by the window and the engine's
-// completion, so that either may go first.
-struct ReadAhead::Entry {
-  uint64_t ino = 0;
+namespace {
+
+constexpr size_t kSmallestChunk = 4096;
+
+}  // namespace
+
+// One aligned chunk of the file, read ahead. Shared by the window, the
+// engine's completion and the answers waiting on it, so that any may go
+// first.
+struct ReadAhead::Chunk {
   uint64_t offset = 0;
   size_t size = 0;
   uint64_t version = 0;
   aio::BufferPool::Lease lease;
   std::mutex mu;
-  std::optional<Result<size_t>> result;  // guarded by mu
-  fuse_req_t waiting = nullptr;          // guarded by mu: answered on completion
+  std::optional<Result<size_t>> result;         // guarded by mu
+  std::vector<std::shared_ptr<Answer>> waiting;  // guarded by mu: told on completion
 
-  void Answer(fuse_req_t req) {
+  uint64_t end() const { return offset + size; }
+  void Complete(Result<size_t> n);
+};
+
+// A request answered from one or more chunks, sent once all have been read.
+struct ReadAhead::Answer {
+  struct Piece {
+    std::shared_ptr<Chunk> chunk;
+    size_t from = 0;  // within the chunk
+    size_t size = 0;
+  };
+
+  fuse_req_t req = nullptr;
+  uint64_t ino = 0;
+  std::vector<Piece> pieces;  // in file order
+  // Pieces still being read, plus one held while they are being counted.
+  std::atomic<size_t> pending{1};
+
+  void PieceDone() {
+    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) Send();
+  }
+
+  void Send() {
     Guarded(req, [&] {
-      if (!result->ok()) return ReplyError(req, result->status(), ino);
-      const size_t n = std::min(**result, size);
-      FsOf(req).CountRead(ino, n);
-      fuse_reply_buf(req, reinterpret_cast<const char*>(lease.data()), n);
+      std::vector<iovec> iov;
+      iov.reserve(pieces.size());
+      size_t total = 0;
+      for (const Piece& p : pieces) {
+        const Result<size_t>& r = *p.chunk->result;  // set before PieceDone
+        if (!r.ok()) return ReplyError(req, r.status(), ino);
+        // A chunk read short holds the end of the file.
+        const size_t have = *r > p.from ? std::min(*r - p.from, p.size) : 0;
+        if (have > 0) iov.push_back({p.chunk->lease.data() + p.from, have});
+        total += have;
+        if (have < p.size) break;
+      }
+      FsOf(req).CountRead(ino, total, Served::kReadAhead);
+      fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
     });
   }
-
-  void Complete(Result<size_t> n) {
-    fuse_req_t req = nullptr;
-    {
-      std::lock_guard lock(mu);
-      result = std::move(n);
-      req = waiting;
-      waiting = nullptr;
-    }
-    if (req != nullptr) Answer(req);
-  }
 };
+
+void ReadAhead::Chunk::Complete(Result<size_t> n) {
+  std::vector<std::shared_ptr<Answer>> told;
+  {
+    std::lock_guard lock(mu);
+    result = std::move(n);
+    told.swap(waiting);
+  }
+  for (const auto& a : told) a->PieceDone();
+}
 
 ReadAhead::ReadAhead(fs::Volume& volume, aio::BufferPool& pool, uint64_t ino, size_t depth)
     : volume_(volume), pool_(pool), ino_(ino), depth_(depth) {}
@@ -48,40 +91,49 @@ ReadAhead::~ReadAhead() {
 }
 
 bool ReadAhead::Serve(fuse_req_t req, uint64_t offset, size_t size) {
-  std::shared_ptr<Entry> hit;
+  std::shared_ptr<Answer> answer;
   {
     std::lock_guard lock(mu_);
     const uint64_t version = volume_.DataVersion(ino_);
-    if (!ahead_.empty()) {
-      const std::shared_ptr<Entry>& front = ahead_.front();
-      if (front->offset == offset && front->size == size && front->version == version) {
-        hit = front;
-        ahead_.pop_front();
-        next_ = offset + size;
-        FillLocked(version);
-      } else {
-        DropLocked();
-      }
-    }
-    if (hit == nullptr) {
-      streak_ = offset == next_ && size == size_ ? streak_ + 1 : 0;
-      next_ = offset + size;
-      size_ = size;
+    const bool continues = offset == next_;
+    if (!ahead_.empty() && ahead_.front()->version != version) DropLocked();
+    next_ = offset + size;
+    largest_ = continues ? std::max(largest_, size) : size;
+    if (!continues || !CoversLocked(offset, size)) {
+      DropLocked();
+      streak_ = continues ? streak_ + 1 : 0;
       ++outstanding_;
       // Only for a client waiting on one request at a time: one with several
       // in flight keeps the device busy by itself.
       if (streak_ >= 1 && outstanding_ == 1) FillLocked(version);
       return false;
     }
+    answer = std::make_shared<Answer>();
+    for (const auto& c : ahead_) {
+      if (c->offset >= offset + size) break;
+      if (c->end() <= offset) continue;
+      const uint64_t from = std::max(offset, c->offset);
+      const uint64_t to = std::min(offset + size, c->end());
+      answer->pieces.push_back({c, from - c->offset, to - from});
+    }
+    // Chunks the request read to their end are done with.
+    while (!ahead_.empty() && ahead_.front()->end() <= offset + size) ahead_.pop_front();
+    FillLocked(version);
   }
-  {
-    std::lock_guard lock(hit->mu);
-    if (!hit->result.has_value()) {
-      hit->waiting = req;
-      return true;
+  answer->req = req;
+  answer->ino = ino_;
+  answer->pending.fetch_add(answer->pieces.size(), std::memory_order_relaxed);
+  size_t ready = 0;
+  for (const Answer::Piece& p : answer->pieces) {
+    std::lock_guard lock(p.chunk->mu);
+    if (p.chunk->result.has_value()) {
+      ++ready;
+    } else {
+      p.chunk->waiting.push_back(answer);
     }
   }
-  hit->Answer(req);
+  // Counted: the pieces already read, and the hold.
+  for (size_t i = 0; i <= ready; ++i) answer->PieceDone();
   return true;
 }
 
@@ -90,26 +142,46 @@ void ReadAhead::Finished() {
   --outstanding_;
 }
 
+bool ReadAhead::CoversLocked(uint64_t offset, size_t size) const {
+  return size > 0 && !ahead_.empty() && ahead_.front()->offset <= offset &&
+         ahead_.back()->end() >= offset + size;
+}
+
 void ReadAhead::DropLocked() {
-  // Entries still being read let go of their buffers when the read ends.
+  // Chunks still being read, or still answering, let go of their buffers
+  // when that is over.
   ahead_.clear();
 }
 
 void ReadAhead::FillLocked(uint64_t version) {
-  uint64_t at = ahead_.empty() ? next_ : ahead_.back()->offset + size_;
-  while (ahead_.size() < depth_ && size_ > 0 && size_ <= pool_.buffer_size()) {
+  // Chunks of the stream's largest request, rounded up to a power of two:
+  // a window of small reads stays small (in the CPU's cache when the
+  // device's data arrives through it), and a request cut short by a
+  // misaligned buffer, or the rest of one, fits in one chunk.
+  const size_t chunk =
+      std::min(std::bit_ceil(std::max(largest_, kSmallestChunk)), pool_.buffer_size());
+  // From the chunk holding where the stream goes next; a chunk that starts
+  // before it overlaps the caller's own read and is read whole anyway.
+  uint64_t at = next_ / chunk * chunk;
+  if (!ahead_.empty()) {
+    Chunk& last = *ahead_.back();
+    std::lock_guard lock(last.mu);
+    // Nothing lies past a chunk read short: the end of the file.
+    if (last.result.has_value() && (!last.result->ok() || **last.result < last.size)) return;
+    at = last.end();
+  }
+  while (ahead_.size() < depth_) {
     aio::BufferPool::Lease lease = pool_.TryAcquire();
     if (!lease.valid()) break;  // the pool is shared: take only what is free
-    auto e = std::make_shared<Entry>();
-    e->ino = ino_;
-    e->offset = at;
-    e->size = size_;
-    e->version = version;
-    e->lease = std::move(lease);
-    ahead_.push_back(e);
-    volume_.ReadAsync(ino_, at, std::span<std::byte>(e->lease.data(), size_),
-                      [e](Result<size_t> n) { e->Complete(std::move(n)); });
-    at += size_;
+    auto c = std::make_shared<Chunk>();
+    c->offset = at;
+    c->size = chunk;
+    c->version = version;
+    c->lease = std::move(lease);
+    ahead_.push_back(c);
+    volume_.ReadAsync(ino_, at, std::span<std::byte>(c->lease.data(), chunk),
+                      [c](Result<size_t> n) { c->Complete(std::move(n)); });
+    at += chunk;
   }
 }
 

@@ -1,15 +1,21 @@
 // Read-ahead for one open file whose reads bypass the page cache (O_DIRECT
-// opens, where the kernel does no read-ahead of its own); not a public API.
+// and read-write opens, where the kernel does no read-ahead of its own); not
+// a public API.
 //
 // A client reading a file sequentially one request at a time (`dd
 // iflag=direct`, a loader reading a tensor in 1 MiB calls) waits for each
 // device read in turn. Once two requests in a row continue each other, this
-// reads the next ones ahead, of the same size, into buffers from a shared,
-// bounded pool, and answers the requests that follow from them. Anything
-// else (a jump, a request of another size, several requests at once, a
-// write to the file) drops what was read ahead: a cache entry is used only
-// if the file's data version (fs::Volume::DataVersion) is still the one it
-// was read at.
+// reads the file ahead in aligned chunks (the stream's largest request
+// rounded up to a power of two, at most a buffer of the pool), into buffers
+// from a shared, bounded pool, and answers the requests that follow from
+// them, whatever their sizes. That matters: a 1 MiB read into a
+// buffer that is not page-aligned (Python's bytes, fio's own buffers) spans
+// 257 pages, so the kernel sends it as two requests, 1 MiB less the
+// misalignment and then the rest; a request that straddles two chunks is
+// answered from both, without a copy. Anything else (a jump, several
+// requests at once, a write to the file) drops what was read ahead: a chunk
+// is used only if the file's data version (fs::Volume::DataVersion) is still
+// the one it was read at.
 #pragma once
 
 #include <fuse3/fuse_lowlevel.h>
@@ -26,7 +32,7 @@ namespace nvswapfs::fuse::internal {
 
 class ReadAhead {
  public:
-  // Requests read ahead at most: `depth` of them.
+  // Reads at most `depth` chunks ahead of the client.
   ReadAhead(fs::Volume& volume, aio::BufferPool& pool, uint64_t ino, size_t depth);
   ~ReadAhead();
   ReadAhead(const ReadAhead&) = delete;
@@ -40,7 +46,9 @@ class ReadAhead {
   void Finished();
 
  private:
-  struct Entry;
+  struct Chunk;
+  struct Answer;
+  bool CoversLocked(uint64_t offset, size_t size) const;
   void DropLocked();
   void FillLocked(uint64_t version);
 
@@ -49,9 +57,9 @@ class ReadAhead {
   const uint64_t ino_;
   const size_t depth_;
   std::mutex mu_;
-  std::deque<std::shared_ptr<Entry>> ahead_;  // guarded by mu_, in file order
+  std::deque<std::shared_ptr<Chunk>> ahead_;  // guarded by mu_: contiguous, in file order
   uint64_t next_ = UINT64_MAX;                // where the stream goes next
-  size_t size_ = 0;                           // its request size
+  size_t largest_ = 0;                        // the stream's largest request
   int streak_ = 0;                            // requests in a row that continued
   int outstanding_ = 0;                       // reads the caller has running
 };

@@ -433,6 +433,60 @@ class PythonClientsTest(MountTest):
         self.assertEqual(data[1 << 20:(1 << 20) + 8192], b"b" * 8192)
         self.assertEqual(data.count(b"a"), (4 << 20) - 4 - 8192)
 
+    def test_read_write_opens_read_ahead_whatever_the_request_sizes(self):
+        # A 1 MiB read into a buffer that is not page-aligned (Python's bytes,
+        # fio's own buffers) reaches the daemon as two requests of unequal
+        # sizes; so do reads of odd sizes. The daemon reads ahead all the same,
+        # answers them right up to the end of the file, and never answers from
+        # before a write.
+        path = self.m.path("ahead")
+        data = bytearray(os.urandom((24 << 20) + 12345))
+        with open(path, "wb") as f:
+            f.write(data)
+
+        def counters():
+            text = os.getxattr(path, "user.nvswapfs.io").decode()
+            fields = dict(kv.split("=") for kv in text.split())
+            return int(fields["reads"]), int(fields["read_ahead"])
+
+        fd = os.open(path, os.O_RDWR)
+        try:
+            with mmap.mmap(-1, 2 << 20) as buf:
+                misaligned = memoryview(buf)[16:16 + (1 << 20)]
+                reads0, ahead0 = counters()
+                at = 0
+                while True:
+                    n = os.readv(fd, [misaligned])
+                    self.assertEqual(bytes(misaligned[:n]), bytes(data[at:at + n]), f"at {at}")
+                    if n == 0:
+                        break
+                    at += n
+                misaligned.release()
+            self.assertEqual(at, len(data))
+            reads, ahead = counters()
+            # Two requests per MiB; the first two come before the stream is seen.
+            self.assertGreaterEqual(reads - reads0, 48)
+            self.assertGreaterEqual(ahead - ahead0, reads - reads0 - 3)
+
+            # Odd sizes, and a write by another descriptor into what was read ahead.
+            os.lseek(fd, 0, os.SEEK_SET)
+            at = 0
+            for i in range(300):
+                n = 10_000 + 37 * i
+                if i == 150:
+                    patch = os.urandom(100_000)
+                    w = os.open(path, os.O_WRONLY)
+                    try:
+                        os.pwrite(w, patch, at + 5000)
+                    finally:
+                        os.close(w)
+                    data[at + 5000:at + 5000 + len(patch)] = patch
+                self.assertEqual(os.read(fd, n), bytes(data[at:at + n]), f"at {at}")
+                at += n
+            self.assertGreater(counters()[1] - ahead, 250)
+        finally:
+            os.close(fd)
+
     def test_python_open_in_64k_chunks(self):
         chunk = os.urandom(64 << 10)
         with open(self.m.path("chunks"), "wb") as f:
@@ -517,6 +571,39 @@ class DeviceFaultTest(MountTest):
         self.assertIn("reported at close", log)
         self.remount()  # fsck must be clean after the faults
         self.assertEqual(read_direct(self.m.path("d.bin"), 4096), b"d" * 4096)
+
+    def test_a_device_error_read_ahead_fails_only_the_read_it_answers(self):
+        data = os.urandom(8 << 20)
+        with open(self.m.path("seq.bin"), "wb") as f:
+            f.write(data)
+        self.m.stop()
+        # Reads of 1 MiB in a row. The first goes to the device as asked; the
+        # second starts the read-ahead of the chunks after it before its own
+        # device read, so the third device read is the chunk at MiB 3: it
+        # fails, and only the read it answers fails with it.
+        self.m.start(options="fault_read_nth=3")
+        buf = mmap.mmap(-1, 1 << 20)
+        fd = os.open(self.m.path("seq.bin"), os.O_RDONLY | os.O_DIRECT)
+        failed = []
+        try:
+            for i in range(8):
+                try:
+                    n = os.preadv(fd, [buf], i << 20)
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.EIO)
+                    failed.append(i)
+                    continue
+                self.assertEqual(bytes(buf[:n]), data[i << 20:(i + 1) << 20], f"MiB {i}")
+        finally:
+            os.close(fd)
+        self.assertEqual(failed, [3])
+        self.assertEqual(os.getxattr(self.m.path("seq.bin"), "user.nvswapfs.errors"), b"1")
+        _, ahead = (int(kv.split("=")[1]) for kv in os.getxattr(
+            self.m.path("seq.bin"), "user.nvswapfs.io").decode().split()[::5])
+        self.assertEqual(ahead, 5)  # MiB 2 and 4 to 7
+        self.assertRegex(self.m.log_text(), r'read failed on "/seq\.bin" offset=3145728 '
+                                            r'length=1048576: Input/output error')
+        self.assertEqual(read_direct(self.m.path("seq.bin"), 8 << 20), data)
 
     def test_with_sync_writes_the_write_itself_fails(self):
         self.m.stop()

@@ -11,7 +11,8 @@
 // are never listed (so cp -a and rsync -X do not copy them):
 //   user.nvswapfs.errors  on any file: failed operations on that file
 //   user.nvswapfs.io      on any file: "reads=N writes=N bytes_read=N
-//                         bytes_written=N errors=N"
+//                         bytes_written=N errors=N read_ahead=N", the last
+//                         the reads answered from what was read ahead
 //   user.nvswapfs.stats   on any inode: mount-wide "ops=N errors=N
 //                         bytes_read=N bytes_written=N in_flight=N
 //                         engine_requests=N engine_failed=N"
@@ -36,7 +37,11 @@ struct FileCounters {
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   uint64_t errors = 0;
+  uint64_t read_ahead = 0;  // reads answered from what was read ahead
 };
+
+// Where a read's bytes came from.
+enum class Served { kDevice, kReadAhead };
 
 struct FilesystemOptions {
   bool read_only = false;
@@ -88,7 +93,7 @@ class Filesystem {
     if (!tuned_.load(std::memory_order_acquire)) TuneKernel();
   }
   void CountError(uint64_t ino);
-  void CountRead(uint64_t ino, uint64_t bytes);
+  void CountRead(uint64_t ino, uint64_t bytes, Served from = Served::kDevice);
   void CountWrite(uint64_t ino, uint64_t bytes);
   // The kernel's references to inodes (lookup counts): counters of an inode
   // the kernel forgot are dropped, so their memory stays bounded.
