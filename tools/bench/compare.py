@@ -7,7 +7,8 @@ On one backing storage (the file system that holds --dir), in one run:
             with fio's own buffers and with buffers on huge pages (--iomem=shmhuge,
             24 pages reserved for the run): the faster is the most that storage
             gives, and every figure on it is divided by that
-  engine    nvswapfs-bench: the nvswapfs I/O engine alone on an image file
+  engine    nvswapfs-bench: the nvswapfs I/O engine alone on an image file; with
+            the limit group, on the limit's file, taking turns with fio
   clients   dd (conv=fsync, and O_DIRECT), cp, fio psync, fio libaio direct and
             Python writing and then reading a --size file, on three targets:
               nvswapfs  an nvswapfs image file in --dir, mounted
@@ -698,22 +699,29 @@ class Compare:
         seconds = ms / 1000 if ms > 0 else wall
         return {"MBps": moved / seconds / MB, "seconds": seconds, "wall_seconds": wall}
 
-    def limit_on(self, path, nbytes, label):
+    def limit_on(self, path, nbytes, label, engine=False):
         """fio libaio direct QD32 on a pre-created file: write, drop caches, read; with fio's
         own buffers and, where huge pages were reserved, with buffers on huge pages, the two
-        alternating. The limit, per direction, is the faster median."""
+        alternating. The limit, per direction, is the faster median. With `engine`, the
+        engine alone (nvswapfs-bench) takes its turn after fio's on the same file, so that the
+        two are measured side by side; returns (limit, engine)."""
         with open(path, "wb") as f:
             os.posix_fallocate(f.fileno(), 0, nbytes)
         kinds = {"4 KiB pages": ()}
         if self.limit_hugepages:
             kinds["huge pages"] = ("--iomem=shmhuge",)
         out = {kind: {"write": [], "read": []} for kind in kinds}
+        engine_runs = {"write": [], "read": []}
         for _ in range(self.args.repeat):
-            for kind, extra in kinds.items():
-                for op in ("write", "read"):
+            for op in ("write", "read"):  # the first write lays the file out for every read
+                for kind, extra in kinds.items():
                     self.drop_caches()
                     out[kind][op].append(self.fio(f"{label} {op} ({kind})", path, op, nbytes,
                                                   "libaio", True, 32, extra=extra))
+                if engine:
+                    self.drop_caches()
+                    engine_runs[op].append(self.engine_run(f"{label} engine {op}", path, nbytes,
+                                                           op, 1))
         os.unlink(path)
         buffers = {kind: {op: summarize(runs) for op, runs in ops.items()}
                    for kind, ops in out.items()}
@@ -722,7 +730,10 @@ class Compare:
             kind = max(buffers, key=lambda k: buffers[k][op]["MBps"])
             result[op] = dict(buffers[kind][op], buffers=kind)
         result["buffers"] = buffers
-        return result
+        if not engine:
+            return result
+        return result, {op: dict(summarize(runs), side_by_side=True)
+                        for op, runs in engine_runs.items()}
 
     def say_limit(self, name, r):
         """One line per kind of fio buffer; the limit is marked."""
@@ -732,21 +743,25 @@ class Compare:
                 f"read {fmt_rate(ops['read']['MBps']):>7} MB/s{marks['read']}  (fio buffers on "
                 f"{kind})")
 
+    def engine_run(self, case, path, nbytes, op, repeat):
+        """nvswapfs-bench on `path`: the engine's median MB/s over `repeat` runs."""
+        p = run([self.tool("nvswapfs-bench"), "--file", path, "--size", str(nbytes), "--op",
+                 op, "--json", "--repeat", str(repeat)], case, 2 * nbytes)
+        rows = [json.loads(line) for line in p.stdout.splitlines()
+                if line.strip().startswith("{")]
+        if not rows or "engine_MiBps" not in rows[-1]:
+            raise Failure(f"{case}: nvswapfs-bench printed no JSON result:\n{p.stdout[-1000:]}")
+        row = rows[-1]
+        runs = [r * MIB / MB for r in row.get("engine_runs_MiBps", [row["engine_MiBps"]])]
+        return {"MBps": row["engine_MiBps"] * MIB / MB, "runs_MBps": runs, "bench": row}
+
     def engine_on(self, path, nbytes, label):
+        """The engine alone on its own file, its runs back to back (when the limit is not
+        measured in the same run)."""
         out = {}
         for op in ("write", "read"):
             self.drop_caches()
-            case = f"{label} {op}"
-            p = run([self.tool("nvswapfs-bench"), "--file", path, "--size", str(nbytes), "--op",
-                     op, "--json", "--repeat", str(self.args.repeat)], case, 2 * nbytes)
-            rows = [json.loads(line) for line in p.stdout.splitlines()
-                    if line.strip().startswith("{")]
-            if not rows or "engine_MiBps" not in rows[-1]:
-                raise Failure(f"{case}: nvswapfs-bench printed no JSON result:\n{p.stdout[-1000:]}")
-            row = rows[-1]
-            runs = [r * MIB / MB for r in row.get("engine_runs_MiBps", [row["engine_MiBps"]])]
-            out[op] = {"MBps": row["engine_MiBps"] * MIB / MB, "runs_MBps": runs,
-                       "engine_MiBps": row["engine_MiBps"], "bench": row}
+            out[op] = self.engine_run(f"{label} {op}", path, nbytes, op, self.args.repeat)
         os.unlink(path)
         return out
 
@@ -982,18 +997,29 @@ class Compare:
             os.unlink(image)
 
     def group_limit(self):
+        # With the engine group too, the engine takes turns with fio on the limit's file.
+        both = "engine" in self.args.groups
         say(f"limit: fio libaio direct=1 bs=1M iodepth=32, {human(self.size)} image file in "
-            f"{self.dir}")
-        r = self.limit_on(os.path.join(self.dir, "limit.img"), self.size, "limit")
+            f"{self.dir}" + ("; the engine alone (nvswapfs-bench) in turn with it" if both else ""))
+        r = self.limit_on(os.path.join(self.dir, "limit.img"), self.size, "limit", engine=both)
+        if both:
+            r, self.results["engine"] = r
         self.results["limit"] = r
         self.say_limit("limit", r)
+        if both:
+            self.say_engine("engine", self.results["engine"])
 
     def group_engine(self):
         say(f"engine: nvswapfs-bench --size {human(self.size)} on an image file in {self.dir}")
         r = self.engine_on(os.path.join(self.dir, "engine.img"), self.size, "engine")
         self.results["engine"] = r
-        say(f"  engine   write {fmt_rate(r['write']['MBps'])} MB/s   read "
-            f"{fmt_rate(r['read']['MBps'])} MB/s")
+        self.say_engine("engine", r)
+
+    @staticmethod
+    def say_engine(name, r):
+        say(f"  {name:8} write {fmt_rate(r['write']['MBps']):>7} MB/s   read "
+            f"{fmt_rate(r['read']['MBps']):>7} MB/s  (the engine alone"
+            f"{', in turn with fio' if r['write'].get('side_by_side') else ''})")
 
     def group_clients(self):
         say(f"clients: {human(self.size)} written then read, on {', '.join(self.args.targets)}")
@@ -1004,11 +1030,11 @@ class Compare:
     def group_shm(self):
         n = self.shm_size
         say(f"memory-backed: {human(n)} on /dev/shm")
-        out = {"limit": self.limit_on(os.path.join(self.shm_dir, "limit.img"), n, "shm limit")}
+        out = {}
+        out["limit"], out["engine"] = self.limit_on(os.path.join(self.shm_dir, "limit.img"), n,
+                                                    "shm limit", engine=True)
         self.say_limit("shm", out["limit"])
-        out["engine"] = self.engine_on(os.path.join(self.shm_dir, "engine.img"), n, "shm engine")
-        say(f"  shm      engine   write {fmt_rate(out['engine']['write']['MBps'])} MB/s   read "
-            f"{fmt_rate(out['engine']['read']['MBps'])} MB/s")
+        self.say_engine("shm", out["engine"])
         image = os.path.join(self.shm_dir, "nvswapfs.img")
         self.mkfs_nvswapfs(image, str(2 * n + 512 * MIB))
         _, m = self.mount_nvswapfs(image, os.path.join(self.dir, "mnt-shm"), "nvswapfs-shm")
@@ -1425,6 +1451,8 @@ class Compare:
                  ("meta", self.group_meta), ("rss", self.group_rss), ("cold", self.group_cold)]
         took = self.results["group_seconds"] = {}
         for name, step in steps:
+            if name == "engine" and "engine" in self.results:
+                continue  # measured in turn with the limit
             if name in self.args.groups:
                 start = time.monotonic()
                 step()
