@@ -9,17 +9,13 @@
 #include <stdexcept>
 
 #include "mount_table.h"
+#include "nvswapfs/fuse/connection.h"
 #include "nvswapfs/units.h"
 #include "ops_internal.h"
 
 namespace nvswapfs::fuse {
 
 using internal::FsOf;
-
-namespace {
-// libfuse 3.14's largest request (max_write, max_readahead).
-constexpr size_t kMaxRequest = 1 << 20;
-}  // namespace
 
 namespace internal {
 
@@ -28,21 +24,10 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // libfuse 3.14 refuses a connection whose init() disagrees with the
   // max_read mount option.
   conn->max_read = fs->options().max_read;
-  // Large requests both ways: 1 MiB is libfuse 3.14's ceiling.
-  conn->max_write = kMaxRequest;
-  conn->max_readahead = kMaxRequest;
-  // Enough background requests (async reads, libaio clients' O_DIRECT I/O)
-  // to keep the engine's queue fed; the kernel's default is 12.
-  conn->max_background = 64;
-  conn->congestion_threshold = 48;
+  AskForLargeRequests(conn);
   conn->time_gran = 1;
-  if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
-  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
-  // Every write passes through this daemon, so the kernel need not drop its
-  // cached pages whenever it sees a new mtime.
-  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 void ReplyError(fuse_req_t req, const Status& status, uint64_t ino, bool quiet) {
@@ -64,7 +49,7 @@ void ToStat(const fs::Attr& attr, struct stat* st) {
   st->st_size = static_cast<off_t>(attr.size);
   st->st_blocks = static_cast<blkcnt_t>(attr.blocks);
   // Tools size their buffers by this (cp, Python's io): ask for large I/O.
-  st->st_blksize = 1 << 20;
+  st->st_blksize = kMaxRequest;
   st->st_atim.tv_sec = attr.atime_ns / 1'000'000'000;
   st->st_atim.tv_nsec = attr.atime_ns % 1'000'000'000;
   st->st_mtim.tv_sec = attr.mtime_ns / 1'000'000'000;

@@ -6,6 +6,7 @@
 
 #include "init_reply.h"
 #include "nvswapfs/aio/buffer.h"
+#include "nvswapfs/fuse/connection.h"
 #include "ops_internal.h"
 #include "read_ahead.h"
 #include "serve.h"
@@ -31,23 +32,10 @@ Handle* HandleOf(fuse_file_info* fi) {
 // while open) and chooses the cache policy.
 Status OpenFile(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
   NVSWAPFS_RETURN_IF_ERROR(fs.volume().Open(ino));
-  // O_DIRECT clients (libaio, DeepSpeed's NVMe offload) bypass every cache.
-  // So do opens that can write (cp, dd, torch.save, Python's "wb", fio):
-  // the kernel builds each request straight from the writer's memory
-  // instead of copying it into the page cache first, which doubles what one
-  // writer moves or better (fio: 3x on a memory-backed image). A shared
-  // mapping of such an open still goes through the page cache
-  // (FUSE_DIRECT_IO_ALLOW_MMAP), and the kernel writes back, then drops,
-  // cached pages around each direct write, so readers and mappings stay
-  // coherent. Where the kernel cannot map a direct open (before Linux 6.6),
-  // read-write opens keep the page cache; read-only opens always do, for
-  // the kernel's read-ahead and for re-reads.
-  const int access = fi->flags & O_ACCMODE;
-  fi->direct_io = (fi->flags & O_DIRECT) != 0 || access == O_WRONLY ||
-                  (access == O_RDWR && DirectIoMmapGranted());
+  fi->direct_io = BypassesPageCache(fi->flags, DirectIoMmapGranted());
   fi->keep_cache = 0;
   auto handle = std::make_unique<Handle>();
-  if (fi->direct_io && access != O_WRONLY) {
+  if (fi->direct_io && (fi->flags & O_ACCMODE) != O_WRONLY) {
     handle->ahead = std::make_unique<ReadAhead>(fs.volume(), fs.read_ahead_pool(), ino,
                                                 fs.options().read_ahead_depth);
   }

@@ -25,9 +25,11 @@
 #include <string>
 #include <vector>
 
+#include "nvswapfs/fuse/connection.h"
+
 namespace {
 
-constexpr size_t kMaxRequest = 1 << 20;
+using nvswapfs::fuse::kMaxRequest;
 
 struct File {
   std::string name;
@@ -72,20 +74,14 @@ void ReplyEntry(fuse_req_t req, fuse_ino_t ino, uint64_t size) {
   fuse_reply_entry(req, &e);
 }
 
-// The open policy of nvswapfs, without shared mappings of direct opens.
+// The open policy of nvswapfs on a kernel that maps direct opens (Linux 6.6
+// and later), though nothing here can be mapped.
 void ChooseCaching(fuse_file_info* fi) {
-  const int access = fi->flags & O_ACCMODE;
-  fi->direct_io = (fi->flags & O_DIRECT) != 0 || access != O_RDONLY;
+  fi->direct_io = nvswapfs::fuse::BypassesPageCache(fi->flags, /*direct_opens_map=*/true);
 }
 
 void Init(void*, fuse_conn_info* conn) {
-  conn->max_write = kMaxRequest;
-  conn->max_readahead = kMaxRequest;
-  conn->max_background = 64;
-  conn->congestion_threshold = 48;
-  if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
-  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
-  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  nvswapfs::fuse::AskForLargeRequests(conn);
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

@@ -1,0 +1,52 @@
+// What nvswapfs asks of the kernel's FUSE connection and of each open, in
+// one place: the daemon applies it, and so does nvswapfs-null-fuse, the
+// benchmark's keep-nothing reference, so that the two are measured alike.
+#pragma once
+
+#include <fcntl.h>
+#include <fuse3/fuse_lowlevel.h>
+
+#include <cstddef>
+
+namespace nvswapfs::fuse {
+
+// libfuse 3.14's largest request (max_write, max_readahead); files report it
+// as st_blksize, so that cp and Python's open() move that much per call.
+inline constexpr size_t kMaxRequest = size_t{1} << 20;
+
+// The data path's side of the INIT exchange.
+inline void AskForLargeRequests(fuse_conn_info* conn) {
+  // Large requests both ways: 1 MiB is libfuse 3.14's ceiling.
+  conn->max_write = kMaxRequest;
+  conn->max_readahead = kMaxRequest;
+  // Enough background requests (async reads, libaio clients' O_DIRECT I/O)
+  // to keep the engine's queue fed; the kernel's default is 12.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // Every write passes through the daemon, so the kernel need not drop its
+  // cached pages whenever it sees a new mtime.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+// Whether an open with `open_flags` bypasses the page cache (fi->direct_io).
+// O_DIRECT clients (libaio, DeepSpeed's NVMe offload) bypass every cache. So
+// do opens that can write (cp, dd, torch.save, Python's "wb", fio): the
+// kernel builds each request straight from the writer's memory instead of
+// copying it into the page cache first, which doubles what one writer moves
+// or better (fio: 3x on a memory-backed image). A shared mapping of such an
+// open still goes through the page cache when the kernel can map direct
+// opens (`direct_opens_map`: FUSE_DIRECT_IO_ALLOW_MMAP, Linux 6.6), and the
+// kernel writes back, then drops, cached pages around each direct write, so
+// readers and mappings stay coherent; where it cannot, read-write opens keep
+// the page cache. Read-only opens always do: the kernel's read-ahead serves
+// small sequential reads (tar reads 10 KiB at a time) without a round trip
+// each, and re-reads come from memory.
+inline bool BypassesPageCache(int open_flags, bool direct_opens_map) {
+  const int access = open_flags & O_ACCMODE;
+  return (open_flags & O_DIRECT) != 0 || access == O_WRONLY ||
+         (access == O_RDWR && direct_opens_map);
+}
+
+}  // namespace nvswapfs::fuse
