@@ -72,6 +72,7 @@ SHM_CAP = 2 * GIB       # the memory-backed cases move at most this much
 SHM_BUDGET = 6 * GIB    # what this script may keep in /dev/shm at once, roughly
 COLD_MOUNTS = 3         # cold mounts timed; the median is reported
 PER_DIR = 1000          # files per directory of the cold-mount volume
+NVSWAPFS_READ_AHEAD_KB = 16 * 1024  # nvswapfs's read_ahead=16M, given to the null mount too
 
 
 class Failure(Exception):
@@ -946,7 +947,7 @@ class Compare:
                 bdi = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
                 try:
                     with open(bdi, "w") as f:
-                        f.write("16384\n")
+                        f.write(f"{NVSWAPFS_READ_AHEAD_KB}\n")
                 except OSError as e:
                     self.note(f"null: cannot set {bdi} ({e.strerror}); its reads keep the "
                               f"kernel's default read-ahead")
@@ -1242,7 +1243,8 @@ class Compare:
                     say(row)
             if "engine" in r:
                 ew, er = r["engine"]["write"]["MBps"], r["engine"]["read"]["MBps"]
-                say(f"| nvswapfs engine alone (nvswapfs-bench), image file | {fmt_rate(ew)} | "
+                turn = ", in turn with fio" if r["engine"]["write"].get("side_by_side") else ""
+                say(f"| nvswapfs engine alone (nvswapfs-bench), image file{turn} | {fmt_rate(ew)} | "
                     f"{fmt_ratio(ratio(ew, lw))} | {fmt_rate(er)} | {fmt_ratio(ratio(er, lr))} |")
             say("")
         if "clients" in r:
@@ -1250,8 +1252,7 @@ class Compare:
             head = ["case"]
             for t in targets:
                 head += [f"{t} MB/s", "÷limit"]
-            cross = [t for t in ("local", "fuse2fs", "null")
-                     if t in targets and "nvswapfs" in targets]
+            cross = cross_targets(targets)
             head += [f"nvswapfs÷{t}" for t in cross]
             say("| " + " | ".join(head) + " |")
             say("|---|" + "---:|" * (len(head) - 1))
@@ -1306,8 +1307,7 @@ class Compare:
         if "meta" in r:
             m = r["meta"]
             targets = [t for t in self.args.targets if t in m]
-            cross = [t for t in ("local", "fuse2fs", "null")
-                     if t in targets and "nvswapfs" in targets]
+            cross = cross_targets(targets)
             say(f"### metadata: {self.args.files} files in one directory, files/s "
                 f"(create = open(O_CREAT) + 4 KiB write + close; create and unlink end with "
                 f"syncfs() and fsync() of the directory; caches dropped before each phase)")
@@ -1460,6 +1460,13 @@ class Compare:
                 say(f"  ({name}: {took[name]:.1f} s)")
                 say("")
         self.report()
+
+
+def cross_targets(targets):
+    """The targets nvswapfs is divided by in a table's ratio columns."""
+    if "nvswapfs" not in targets:
+        return []
+    return [t for t in ("local", "fuse2fs", "null") if t in targets]
 
 
 def summarize(runs):
