@@ -8,7 +8,8 @@ read against an in-memory copy of what each file must hold:
            [--region START:LENGTH]   (confine writes to one region of a shared file)
 
 Operations: write, read, truncate, fallocate (allocate and punch hole), mmap
-read, mmap write, fsync, rename and unlink-and-recreate. On a mismatch it
+read, mmap write, read-write opens writing and streaming reads (which the
+daemon reads ahead for), fsync, rename and unlink-and-recreate. On a mismatch it
 prints the seed and the last operations, and exits 1.
 """
 
@@ -94,7 +95,8 @@ class Tester:
 
     def step(self):
         name = self.rng.choice(self.names)
-        ops = ["write", "write", "read", "read", "mmap_read", "mmap_write", "rdwr_write", "fsync"]
+        ops = ["write", "write", "read", "read", "mmap_read", "mmap_write", "rdwr_write",
+               "rdwr_stream", "fsync"]
         if not self.shared:
             ops += ["truncate", "fallocate", "punch", "rename", "recreate"]
         getattr(self, "op_" + self.rng.choice(ops))(name)
@@ -191,6 +193,52 @@ class Tester:
         finally:
             if m is not None:
                 m.close()
+            os.close(fd)
+
+    def op_rdwr_stream(self, name):
+        """Sequential reads through a read-write open (which bypasses the page cache, so the
+        daemon reads ahead), of odd sizes, some into a buffer off a page boundary (which the
+        kernel sends as two requests), and now and then a write ahead of the stream by another
+        descriptor, which what was read ahead must not hide."""
+        size = len(self.model[name])
+        at = self.rng.randrange(size + 1) if size else 0
+        reads = self.rng.randrange(2, 12)
+        write_at = self.rng.randrange(reads) if self.rng.random() < 0.4 else -1
+        self.log(f"rdwr_stream {name} from {self.base + at}, {reads} reads, write before "
+                 f"read {write_at}")
+        fd = os.open(self.path(name), os.O_RDWR)
+        try:
+            with mmap.mmap(-1, 2 << 20) as buf:
+                for i in range(reads):
+                    if i == write_at:
+                        off = min(at + self.rng.randrange(1 << 20), len(self.model[name]))
+                        limit = len(self.model[name]) if self.shared else self.max_size
+                        n = min(self.rng.randrange(1, 200_000), max(0, limit - off))
+                        data = self.rng.randbytes(n)
+                        self.log(f"  write {self.base + off}+{n}")
+                        w = os.open(self.path(name), os.O_WRONLY)
+                        try:
+                            if os.pwrite(w, data, self.base + off) != n:
+                                raise Mismatch(f"short write to {name}")
+                        finally:
+                            os.close(w)
+                        self.apply(name, off, data)
+                    n = self.rng.choice([1 << 20, 65536, self.rng.randrange(1, 1_200_000)])
+                    if self.shared:
+                        n = min(n, len(self.model[name]) - at)
+                    skew = self.rng.choice([0, 16, 4095])
+                    view = memoryview(buf)[skew:skew + n]
+                    try:
+                        got = bytes(view[:os.preadv(fd, [view], self.base + at)])
+                    finally:
+                        view.release()
+                    want = max(0, min(n, len(self.model[name]) - at))
+                    if len(got) != want:
+                        raise Mismatch(f"{name}: read {len(got)} bytes at {self.base + at}, "
+                                       f"want {want}")
+                    self.check(name, at, got)
+                    at += len(got)
+        finally:
             os.close(fd)
 
     def op_fsync(self, name):
