@@ -116,11 +116,14 @@ class Tester:
 
     def op_write(self, name):
         off, data = self.write_args(name)
-        n = len(data)
-        self.log(f"write {name} {self.base + off}+{n}")
+        self.log(f"write {name} {self.base + off}+{len(data)}")
+        self.write_alone(name, off, data)
+
+    def write_alone(self, name, off, data):
+        """Writes `data` at model offset `off` through a write-only open of its own."""
         fd = os.open(self.path(name), os.O_WRONLY)
         try:
-            if os.pwrite(fd, data, self.base + off) != n:
+            if os.pwrite(fd, data, self.base + off) != len(data):
                 raise Mismatch(f"short write to {name}")
         finally:
             os.close(fd)
@@ -216,13 +219,7 @@ class Tester:
                         n = min(self.rng.randrange(1, 200_000), max(0, limit - off))
                         data = self.rng.randbytes(n)
                         self.log(f"  write {self.base + off}+{n}")
-                        w = os.open(self.path(name), os.O_WRONLY)
-                        try:
-                            if os.pwrite(w, data, self.base + off) != n:
-                                raise Mismatch(f"short write to {name}")
-                        finally:
-                            os.close(w)
-                        self.apply(name, off, data)
+                        self.write_alone(name, off, data)
                     n = self.rng.choice([1 << 20, 65536, self.rng.randrange(1, 1_200_000)])
                     if self.shared:
                         n = min(n, len(self.model[name]) - at)
