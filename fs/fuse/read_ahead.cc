@@ -67,7 +67,11 @@ struct ReadAhead::Answer {
         if (have < p.size) break;
       }
       FsOf(req).CountRead(ino, total, Served::kReadAhead);
-      fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+      if (iov.empty()) {
+        fuse_reply_buf(req, nullptr, 0);  // at the end of the file
+      } else {
+        fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+      }
     });
   }
 };

@@ -484,6 +484,20 @@ class PythonClientsTest(MountTest):
                 self.assertEqual(os.read(fd, n), bytes(data[at:at + n]), f"at {at}")
                 at += n
             self.assertGreater(counters()[1] - ahead, 250)
+
+            # On to the end of the file in 64 KiB reads, which fall inside
+            # chunks read short and past the end.
+            at = len(data) - 300_000
+            os.lseek(fd, at, os.SEEK_SET)
+            ahead = counters()[1]
+            while True:
+                got = os.read(fd, 64 << 10)
+                self.assertEqual(got, bytes(data[at:at + (64 << 10)]), f"at {at}")
+                if not got:
+                    break
+                at += len(got)
+            self.assertEqual(at, len(data))
+            self.assertGreaterEqual(counters()[1] - ahead, 3)
         finally:
             os.close(fd)
 
