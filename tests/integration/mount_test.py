@@ -131,6 +131,8 @@ class MountTest(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="nvswapfs-it-", dir="/var/tmp")
+        # tearDown does not run when setUp fails: the image goes either way.
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.m = Mount(self.tmp, size=self.size).start()
 
     def tearDown(self):
@@ -926,6 +928,7 @@ class BadVolumeTest(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="nvswapfs-bad-", dir="/var/tmp")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)  # also if mkfs fails
         self.mnt = os.path.join(self.tmp, "mnt")
         os.mkdir(self.mnt)
         self.image = os.path.join(self.tmp, "v.img")
