@@ -48,8 +48,9 @@ struct ReadAhead::Answer {
   // Pieces still being read, plus one held while they are being counted.
   std::atomic<size_t> pending{1};
 
-  void PieceDone() {
-    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) Send();
+  // `n` more pieces (or the hold) are done; the last one sends the answer.
+  void PiecesDone(size_t n) {
+    if (pending.fetch_sub(n, std::memory_order_acq_rel) == n) Send();
   }
 
   void Send() {
@@ -83,7 +84,7 @@ void ReadAhead::Chunk::Complete(Result<size_t> n) {
     result = std::move(n);
     told.swap(waiting);
   }
-  for (const auto& a : told) a->PieceDone();
+  for (const auto& a : told) a->PiecesDone(1);
 }
 
 ReadAhead::ReadAhead(fs::Volume& volume, aio::BufferPool& pool, uint64_t ino, size_t depth)
@@ -100,10 +101,10 @@ bool ReadAhead::Serve(fuse_req_t req, uint64_t offset, size_t size) {
     std::lock_guard lock(mu_);
     const uint64_t version = volume_.DataVersion(ino_);
     const bool continues = offset == next_;
-    if (!ahead_.empty() && ahead_.front()->version != version) DropLocked();
+    const bool current = ahead_.empty() || ahead_.front()->version == version;
     next_ = offset + size;
     largest_ = continues ? std::max(largest_, size) : size;
-    if (!continues || !CoversLocked(offset, size)) {
+    if (!current || !continues || !CoversLocked(offset, size)) {
       DropLocked();
       streak_ = continues ? streak_ + 1 : 0;
       ++outstanding_;
@@ -137,7 +138,7 @@ bool ReadAhead::Serve(fuse_req_t req, uint64_t offset, size_t size) {
     }
   }
   // Counted: the pieces already read, and the hold.
-  for (size_t i = 0; i <= ready; ++i) answer->PieceDone();
+  answer->PiecesDone(ready + 1);
   return true;
 }
 
