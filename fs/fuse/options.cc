@@ -4,6 +4,7 @@
 #include <charconv>
 #include <string_view>
 
+#include "nvswapfs/fuse/connection.h"
 #include "nvswapfs/units.h"
 
 namespace nvswapfs::fuse {
@@ -84,7 +85,7 @@ Status ApplyOption(std::string_view item, DaemonOptions* o) {
     o->read_ahead_kb = static_cast<uint32_t>(*v / 1024);
   } else if (key == "max_read") {
     // libfuse wants it both as a mount option and from init().
-    auto v = ParseCount(key, value, 4096, 1 << 20);
+    auto v = ParseCount(key, value, 4096, kMaxRequest);
     if (!v.ok()) return v.status();
     o->max_read = *v;
     o->fuse_options.emplace_back(item);

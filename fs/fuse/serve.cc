@@ -32,6 +32,7 @@
 
 #include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/fs/volume.h"
+#include "nvswapfs/fuse/connection.h"
 #include "nvswapfs/unique_fd.h"
 
 namespace nvswapfs::fuse::internal {
@@ -39,9 +40,9 @@ namespace nvswapfs::fuse::internal {
 namespace {
 
 constexpr size_t kPage = 4096;
-// libfuse 3.14 reads into its session buffer size: 256 pages of data
-// (max_write is 1 MiB at most) and a page for the headers.
-constexpr size_t kSessionBuffer = 256 * kPage + kPage;
+// libfuse 3.14 reads into its session buffer size: a largest request's data
+// (max_write) and a page for the headers.
+constexpr size_t kSessionBuffer = kMaxRequest + kPage;
 // What precedes a WRITE's bytes.
 constexpr size_t kWriteHeaders = sizeof(fuse_in_header) + sizeof(fuse_write_in);
 // A request goes in at the end of a buffer's first page, its write bytes
