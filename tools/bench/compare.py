@@ -705,7 +705,7 @@ class Compare:
         own buffers and, where huge pages were reserved, with buffers on huge pages, the two
         alternating. The limit, per direction, is the faster median. With `engine`, the
         engine alone (nvswapfs-bench) takes its turn after fio's on the same file, so that the
-        two are measured side by side; returns (limit, engine)."""
+        two are measured side by side. Returns (limit, engine), engine None without it."""
         with open(path, "wb") as f:
             os.posix_fallocate(f.fileno(), 0, nbytes)
         kinds = {"4 KiB pages": ()}
@@ -732,7 +732,7 @@ class Compare:
             result[op] = dict(buffers[kind][op], buffers=kind)
         result["buffers"] = buffers
         if not engine:
-            return result
+            return result, None
         return result, {op: dict(summarize(runs), side_by_side=True)
                         for op, runs in engine_runs.items()}
 
@@ -1002,13 +1002,13 @@ class Compare:
         both = "engine" in self.args.groups
         say(f"limit: fio libaio direct=1 bs=1M iodepth=32, {human(self.size)} image file in "
             f"{self.dir}" + ("; the engine alone (nvswapfs-bench) in turn with it" if both else ""))
-        r = self.limit_on(os.path.join(self.dir, "limit.img"), self.size, "limit", engine=both)
-        if both:
-            r, self.results["engine"] = r
+        r, engine = self.limit_on(os.path.join(self.dir, "limit.img"), self.size, "limit",
+                                  engine=both)
         self.results["limit"] = r
         self.say_limit("limit", r)
-        if both:
-            self.say_engine("engine", self.results["engine"])
+        if engine is not None:
+            self.results["engine"] = engine
+            self.say_engine("engine", engine)
 
     def group_engine(self):
         say(f"engine: nvswapfs-bench --size {human(self.size)} on an image file in {self.dir}")
