@@ -57,6 +57,12 @@ def cached_pages(fd, length):
     return struct.unpack("5Q", stats.raw)[0]
 
 
+def io_counters(path):
+    """The file's user.nvswapfs.io counters, by name."""
+    text = os.getxattr(path, "user.nvswapfs.io").decode()
+    return {k: int(v) for k, v in (kv.split("=") for kv in text.split())}
+
+
 def is_mounted(path):
     with open("/proc/mounts") as f:
         return any(line.split()[1] == path for line in f)
@@ -447,9 +453,8 @@ class PythonClientsTest(MountTest):
             f.write(data)
 
         def counters():
-            text = os.getxattr(path, "user.nvswapfs.io").decode()
-            fields = dict(kv.split("=") for kv in text.split())
-            return int(fields["reads"]), int(fields["read_ahead"])
+            c = io_counters(path)
+            return c["reads"], c["read_ahead"]
 
         fd = os.open(path, os.O_RDWR)
         try:
@@ -614,9 +619,7 @@ class DeviceFaultTest(MountTest):
             os.close(fd)
         self.assertEqual(failed, [3])
         self.assertEqual(os.getxattr(self.m.path("seq.bin"), "user.nvswapfs.errors"), b"1")
-        _, ahead = (int(kv.split("=")[1]) for kv in os.getxattr(
-            self.m.path("seq.bin"), "user.nvswapfs.io").decode().split()[::5])
-        self.assertEqual(ahead, 5)  # MiB 2 and 4 to 7
+        self.assertEqual(io_counters(self.m.path("seq.bin"))["read_ahead"], 5)  # MiB 2, 4 to 7
         self.assertRegex(self.m.log_text(), r'read failed on "/seq\.bin" offset=3145728 '
                                             r'length=1048576: Input/output error')
         self.assertEqual(read_direct(self.m.path("seq.bin"), 8 << 20), data)
