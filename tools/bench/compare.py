@@ -527,7 +527,8 @@ class Compare:
         if "clients" in groups:
             # the images, written out whole, and one file at a time elsewhere
             images = {"nvswapfs": self.nvswapfs_image_size(), "fuse2fs": self.fuse2fs_image_size()}
-            need = max(need, sum(images.get(t, self.size) for t in self.args.targets))
+            need = max(need, sum(images.get(t, self.size) for t in self.args.targets)
+                       + (self.size if "limit" in groups else 0))  # the limit beside
         if {"limit", "engine"} & groups:
             need = max(need, self.size)
         if "rss" in groups:
@@ -920,8 +921,10 @@ class Compare:
             if os.path.exists(probe):
                 os.unlink(probe)
 
-    def run_cases(self, cases, targets, nbytes, group):
-        """Every case on every target: write, drop caches, read; targets alternate."""
+    def run_cases(self, cases, targets, nbytes, group, beside=None):
+        """Every case on every target: write, drop caches, read; targets alternate. With
+        `beside` (op, case -> a fio run), the limit is measured again right before each of
+        nvswapfs's phases, so that its figures have a reference from the same minute."""
         out = {key: {} for key, *_ in cases}
         direct_ok = {}
         for name, directory in targets.items():
@@ -931,6 +934,7 @@ class Compare:
                 self.note(f"{name} refuses O_DIRECT ({why}): its direct cases are skipped")
         for key, wlabel, rlabel, write, read, direct, written in cases:
             runs = {name: {"write": [], "read": []} for name in targets}
+            near = {"write": [], "read": []}
             for rep in range(self.args.repeat):
                 for name, directory in targets.items():
                     if direct and not direct_ok[name]:
@@ -938,8 +942,15 @@ class Compare:
                     path = os.path.join(directory, "compare.dat")
                     if os.path.exists(path):
                         os.unlink(path)
+                    pair = beside is not None and name == "nvswapfs"
+                    if pair:
+                        self.drop_caches()
+                        near["write"].append(beside("write", f"{group} {key} limit beside"))
                     self.drop_caches()
                     w = write(f"{group} {name} {key} write", path, nbytes)
+                    if pair:
+                        self.drop_caches()
+                        near["read"].append(beside("read", f"{group} {key} limit beside"))
                     self.drop_caches()
                     r = read(f"{group} {name} {key} read", path, nbytes)
                     runs[name]["write"].append(w)
@@ -955,6 +966,9 @@ class Compare:
                     out[key][name] = {"unsupported": "O_DIRECT refused"}
                 else:
                     out[key][name] = {op: summarize(runs[name][op]) for op in ("write", "read")}
+                    if near["write"] and name == "nvswapfs":
+                        out[key][name]["limit_beside"] = {op: summarize(near[op])
+                                                          for op in ("write", "read")}
             out[key]["labels"] = {"write": wlabel, "read": rlabel}
         return out
 
@@ -1068,7 +1082,24 @@ class Compare:
     def group_clients(self):
         say(f"clients: {human(self.size)} written then read, on {', '.join(self.args.targets)}")
         dirs, mounts, images = self.target_mounts()
-        self.results["clients"] = self.run_cases(self.client_cases(), dirs, self.size, "clients")
+        beside, ref = None, None
+        if "limit" in self.args.groups and "nvswapfs" in dirs:
+            # The disk's speed swings within minutes: nvswapfs's phases each get the limit
+            # measured again right before them, on a file of their own.
+            ref = os.path.join(self.dir, "limit-beside.img")
+            write_out(ref, self.size, "limit beside file")
+            extra = ("--iomem=shmhuge",) if self.limit_hugepages else ()
+            say(f"  (the limit, fio on buffers on {'huge' if extra else '4 KiB'} pages, runs "
+                f"again before each nvswapfs phase)")
+
+            def beside(op, case):
+                return self.fio(case, ref, op, self.size, "libaio", True, 32, extra=extra)
+        try:
+            self.results["clients"] = self.run_cases(self.client_cases(), dirs, self.size,
+                                                     "clients", beside)
+        finally:
+            if ref is not None and os.path.exists(ref):
+                os.unlink(ref)
         self.release_targets(mounts, images, "the client cases")
 
     def group_shm(self):
@@ -1292,9 +1323,13 @@ class Compare:
             say("")
         if "clients" in r:
             targets = self.args.targets
+            paired = any("limit_beside" in case.get("nvswapfs", {})
+                         for case in r["clients"].values())
             head = ["case"]
             for t in targets:
                 head += [f"{t} MB/s", "÷limit"]
+                if t == "nvswapfs" and paired:
+                    head += ["÷limit beside"]
             cross = cross_targets(targets)
             head += [f"nvswapfs÷{t}" for t in cross]
             say("| " + " | ".join(head) + " |")
@@ -1307,6 +1342,9 @@ class Compare:
                         rate = case[t].get(op, {}).get("MBps")
                         rates[t] = rate
                         row += [fmt_rate(rate), fmt_ratio(ratio(rate, limit))]
+                        if t == "nvswapfs" and paired:
+                            near = case[t].get("limit_beside", {}).get(op, {}).get("MBps")
+                            row += [fmt_ratio(ratio(rate, near))]
                     row += [fmt_ratio(ratio(rates["nvswapfs"], rates[t])) for t in cross]
                     say("| " + " | ".join(row) + " |")
             say("")
@@ -1321,7 +1359,10 @@ class Compare:
                 f"write starts from a new file; the page cache is dropped before every phase"
                 f"{' (and as much memory touched and freed again, --prefault)' if self.args.prefault else ''}. What "
                 f"dd and cp wrote was read back and compared with cmp (first run, outside the "
-                f"timing) on every target{' but null, which keeps nothing' if 'null' in targets else ''}.")
+                f"timing) on every target{' but null, which keeps nothing' if 'null' in targets else ''}."
+                + (" ÷limit beside: ÷ the limit (fio, the same settings, on a file of its own) "
+                   "measured right before each nvswapfs phase, the median of those runs."
+                   if paired else ""))
             say("")
         if "shm" in r:
             s = r["shm"]
