@@ -742,6 +742,18 @@ class Compare:
         seconds = ms / 1000 if ms > 0 else wall
         return {"MBps": moved / seconds / MB, "seconds": seconds, "wall_seconds": wall}
 
+    def limit_kinds(self):
+        """The kinds of fio buffer the limit is measured with, and fio's options for each:
+        its own, and huge pages where they were reserved (the last, when there)."""
+        kinds = {"4 KiB pages": ()}
+        if self.limit_hugepages:
+            kinds["huge pages"] = ("--iomem=shmhuge",)
+        return kinds
+
+    def fio_limit(self, case, path, op, nbytes, extra=()):
+        """fio as the limit runs it: libaio, O_DIRECT, 1 MiB, queue depth 32."""
+        return self.fio(case, path, op, nbytes, "libaio", True, 32, extra=extra)
+
     def limit_on(self, path, nbytes, label, engine=False):
         """fio libaio direct QD32 on a written-out file: write, drop caches, read; with fio's
         own buffers and, where huge pages were reserved, with buffers on huge pages, the two
@@ -749,17 +761,15 @@ class Compare:
         engine alone (nvswapfs-bench) takes its turn after fio's on the same file, so that the
         two are measured side by side. Returns (limit, engine), engine None without it."""
         write_out(path, nbytes, f"{label} file")
-        kinds = {"4 KiB pages": ()}
-        if self.limit_hugepages:
-            kinds["huge pages"] = ("--iomem=shmhuge",)
+        kinds = self.limit_kinds()
         out = {kind: {"write": [], "read": []} for kind in kinds}
         engine_runs = {"write": [], "read": []}
         for _ in range(self.args.repeat):
             for op in ("write", "read"):
                 for kind, extra in kinds.items():
                     self.drop_caches()
-                    out[kind][op].append(self.fio(f"{label} {op} ({kind})", path, op, nbytes,
-                                                  "libaio", True, 32, extra=extra))
+                    out[kind][op].append(self.fio_limit(f"{label} {op} ({kind})", path, op,
+                                                        nbytes, extra))
                 if engine:
                     self.drop_caches()
                     engine_runs[op].append(self.engine_run(f"{label} engine {op}", path, nbytes,
@@ -879,8 +889,8 @@ class Compare:
              lambda c, p, n: self.fio(c, p, "write", n, "psync", False, 1, end_fsync=True),
              lambda c, p, n: self.fio(c, p, "read", n, "psync", False, 1), False, None),
             ("fio_libaio", "fio libaio direct=1 bs=1M QD32", "fio libaio direct=1 bs=1M QD32",
-             lambda c, p, n: self.fio(c, p, "write", n, "libaio", True, 32),
-             lambda c, p, n: self.fio(c, p, "read", n, "libaio", True, 32), True, None),
+             lambda c, p, n: self.fio_limit(c, p, "write", n),
+             lambda c, p, n: self.fio_limit(c, p, "read", n), True, None),
             ("python", "python 64 KiB writes + fsync", "python 64 KiB reads",
              lambda c, p, n: self.py_client(c, p, n, "write"),
              lambda c, p, n: self.py_client(c, p, n, "read"), False, None),
@@ -1088,12 +1098,12 @@ class Compare:
             # measured again right before them, on a file of their own.
             ref = os.path.join(self.dir, "limit-beside.img")
             write_out(ref, self.size, "limit beside file")
-            extra = ("--iomem=shmhuge",) if self.limit_hugepages else ()
-            say(f"  (the limit, fio on buffers on {'huge' if extra else '4 KiB'} pages, runs "
-                f"again before each nvswapfs phase)")
+            kind, extra = list(self.limit_kinds().items())[-1]
+            say(f"  (the limit, fio on buffers on {kind}, runs again before each nvswapfs "
+                f"phase)")
 
             def beside(op, case):
-                return self.fio(case, ref, op, self.size, "libaio", True, 32, extra=extra)
+                return self.fio_limit(case, ref, op, self.size, extra)
         try:
             self.results["clients"] = self.run_cases(self.client_cases(), dirs, self.size,
                                                      "clients", beside)
