@@ -379,6 +379,7 @@ class Compare:
             "repeat": args.repeat,
             "prefault": args.prefault,
             "halt_poll": args.halt_poll,
+            "options": args.options,
             "groups": args.groups,
             "targets": args.targets,
             "notes": self.notes,
@@ -484,6 +485,8 @@ class Compare:
             f"{self.args.cold_files}, repeat {self.args.repeat}"
             f"{', prefault' if self.args.prefault else ''}")
         say(f"groups: {', '.join(self.args.groups)}; targets: {', '.join(self.args.targets)}")
+        if self.args.options:
+            say(f"nvswapfs mounted with -o {self.args.options}")
         say("")
 
     def set_halt_poll(self, ns):
@@ -619,7 +622,8 @@ class Compare:
     def mount_nvswapfs(self, image, mnt, name):
         os.makedirs(mnt, exist_ok=True)
         log = os.path.join(self.dir, f"{name}.log")
-        cmd = [self.tool("nvswapfs"), "-o", f"log={log}", image, mnt]
+        options = ",".join([f"log={log}"] + ([self.args.options] if self.args.options else []))
+        cmd = [self.tool("nvswapfs"), "-o", options, image, mnt]
         return self._mount(cmd, image, mnt, f"mount nvswapfs ({name})", ["nvswapfs"], log)
 
     def mount_fuse2fs(self, image, mnt):
@@ -1316,7 +1320,8 @@ class Compare:
         say("")
         say(f"Storage: {self.dir} on {machine['device']} ({machine['fstype']}); "
             f"{machine['nproc']} CPUs, {machine['ram_bytes'] / GIB:.0f} GiB RAM, kernel "
-            f"{machine['kernel']}; {r['date']}; repeat {self.args.repeat} (medians).")
+            f"{machine['kernel']}; {r['date']}; repeat {self.args.repeat} (medians)"
+            f"{f'; nvswapfs mounted with -o {self.args.options}' if self.args.options else ''}.")
         say("")
         if "limit" in r or "engine" in r:
             say("| reference | write MB/s | ÷limit | read MB/s | ÷limit |")
@@ -1602,6 +1607,8 @@ def parse_args(argv):
                    help="in a virtual machine with the cpuidle-haltpoll driver, let an idle CPU "
                         "poll up to NS nanoseconds before halting (the kernel's default is "
                         "200000) for this run; the setting in force is restored at exit")
+    p.add_argument("--options", default="", metavar="OPTS",
+                   help="more -o options for every nvswapfs mount, such as queue_depth=64,sync_writes")
     p.add_argument("--only", default="", help="comma-separated groups and/or targets to run")
     p.add_argument("--skip", default="", help="comma-separated groups and/or targets to leave out")
     p.add_argument("--json", default=None, help="write all raw results to this file")
