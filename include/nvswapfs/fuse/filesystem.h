@@ -62,7 +62,7 @@ struct FilesystemOptions {
   uint32_t max_read = 0;
   // Read-ahead of the daemon's own for opens that bypass the page cache:
   // requests read ahead per file, and 1 MiB buffers for all of them.
-  size_t read_ahead_depth = 8;
+  size_t read_ahead_depth = 16;
   size_t read_ahead_buffers = 32;
 };
 
