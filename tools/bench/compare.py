@@ -1608,7 +1608,8 @@ def parse_args(argv):
                         "poll up to NS nanoseconds before halting (the kernel's default is "
                         "200000) for this run; the setting in force is restored at exit")
     p.add_argument("--options", default="", metavar="OPTS",
-                   help="more -o options for every nvswapfs mount, such as queue_depth=64,sync_writes")
+                   help="more -o options for every nvswapfs mount, such as "
+                        "queue_depth=64,sync_writes")
     p.add_argument("--only", default="", help="comma-separated groups and/or targets to run")
     p.add_argument("--skip", default="", help="comma-separated groups and/or targets to leave out")
     p.add_argument("--json", default=None, help="write all raw results to this file")
