@@ -9,6 +9,9 @@ scripts/install-deps.sh
 # The sanitizers are for the unit tests; everything else runs optimized.
 scripts/build.sh sanitize base_test aio_test format_test volume_test
 scripts/build.sh release
+# Installed as the main job installs it: `mount -t fuse.nvswapfs` finds the
+# daemon only where mount(8) looks, whatever PATH the tests are run with.
+cmake --install build >/dev/null
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 log=$(mktemp)
