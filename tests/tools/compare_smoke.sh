@@ -17,6 +17,14 @@ out=$(mktemp -d)
 scratch=/var/tmp/nvswapfs-compare-smoke-$$-$RANDOM
 trap 'rm -rf "$out"' EXIT
 
+# Its own options are refused with a message, before anything is measured.
+if msg=$("$compare" --bin "$bin" --dir "$scratch" --options sync_writes,log=/tmp/mine 2>&1); then
+  fail "compare.sh accepted a log= of its own in --options"
+fi
+grep -q -- "--options: log= is the benchmark's own" <<<"$msg" ||
+  fail "no clear message for a log= in --options: $msg"
+[ ! -e "$scratch" ] || fail "a refused run left $scratch behind"
+
 hugepages=$(cat /proc/sys/vm/nr_hugepages)
 start=$(date +%s)
 "$compare" --bin "$bin" --dir "$scratch" --size 64M --files 500 --rss-size 256M \

@@ -1636,6 +1636,9 @@ def parse_args(argv):
         t in only or (not set(only) & set(TARGETS) and t in DEFAULT_TARGETS))]
     if not a.groups:
         p.error("nothing left to run")
+    if any(o.strip().startswith("log=") for o in a.options.split(",")):
+        p.error("--options: log= is the benchmark's own: it keeps each mount's log to show "
+                "when the mount fails")
     if a.halt_poll is not None and a.halt_poll < 0:
         p.error(f"--halt-poll: not a time in ns: {a.halt_poll}")
     if not a.targets and {"clients", "meta"} & set(a.groups):
