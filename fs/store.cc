@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 
 #include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/fs/codec.h"
@@ -37,7 +38,33 @@ int64_t NowNs() {
       .count();
 }
 
+uint64_t ReadBootTag() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (!(in >> id)) return 0;
+  uint64_t tag = 0;
+  int digits = 0;
+  for (char c : id) {
+    int v;
+    if (c >= '0' && c <= '9') {
+      v = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      v = c - 'a' + 10;
+    } else {
+      continue;  // the dashes
+    }
+    if (digits++ < 16) tag = tag << 4 | static_cast<uint64_t>(v);
+  }
+  if (digits != 32) return 0;
+  return tag != 0 ? tag : 1;  // 0 means ordered
+}
+
 }  // namespace
+
+uint64_t BootTag() {
+  static const uint64_t tag = ReadBootTag();
+  return tag;
+}
 
 std::vector<std::string> LoadReport::Notes() const {
   std::vector<std::string> notes;
@@ -56,6 +83,12 @@ std::vector<std::string> LoadReport::VolumeNotes() const {
   if (device_size > volume_size && volume_size != 0) {
     notes.push_back("the device (" + FormatSize(device_size) + ") is larger than the volume (" +
                     FormatSize(volume_size) + "); the rest is unused");
+  }
+  if (commits_dropped != 0) {
+    notes.push_back(std::to_string(commits_dropped) +
+                    " log commit(s) made at close, without a device flush, before the machine "
+                    "restarted were not applied: files closed but not fsync'd in the seconds "
+                    "before it went down are as they were before");
   }
   for (std::string& n : DamageNotes()) notes.push_back(std::move(n));
   return notes;
@@ -125,10 +158,12 @@ Result<Superblock> MetadataStore::ReadSuperblock(aio::IoEngine& engine, LoadRepo
 }
 
 Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metadata,
-                                          LoadReport* report, bool accept_loss) {
+                                          LoadReport* report, bool accept_loss,
+                                          std::optional<uint64_t> boot) {
   auto sb = ReadSuperblock(engine, report);
   if (!sb.ok()) return sb.status();
   MetadataStore store(engine, *sb);
+  store.boot_ = boot.value_or(BootTag());
   const std::string& path = engine.device().path;
 
   // The newest checkpoint that reads back whole wins.
@@ -227,7 +262,34 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
     window_start = offset;
     return Status::Ok();
   };
-  uint64_t tail = 0;
+  uint64_t tail = 0;     // where the next commit would start
+  uint64_t applied = 0;  // the end of the last commit applied
+  uint64_t expected = store.next_sequence_;
+  // Unordered commits of another boot, held back until an ordered commit
+  // vouches for them (journal.h); still held at the end, they are dropped.
+  struct Held {
+    CommitHeader header;
+    std::vector<Record> records;
+    uint64_t end;
+  };
+  std::vector<Held> held;
+  auto apply = [&](const CommitHeader& header, const std::vector<Record>& records,
+                   uint64_t end) -> Status {
+    for (const Record& r : records) {
+      Status s = metadata->Apply(r);
+      if (!s.ok()) {
+        return std::move(s).WithSubject(path).WithDetail(std::string(s.detail()) + " (log commit " +
+                                                         std::to_string(header.sequence) + ")");
+      }
+    }
+    report->commits_replayed++;
+    report->records_replayed += records.size();
+    store.next_ino_ = std::max(store.next_ino_, header.next_ino);
+    store.next_sequence_ = header.sequence + 1;
+    store.unsealed_ = header.boot != 0;
+    applied = end;
+    return Status::Ok();
+  };
   report->log_end = kLogEndClean;
   bool cut = false;
   // A commit of this volume numbered past the one replay expected: proof
@@ -250,10 +312,10 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
       }
       break;
     }
-    if (header->sequence != store.next_sequence_) {
+    if (header->sequence != expected) {
       // A commit from before the current checkpoint ends the log; one from
       // after it means something newer could not be loaded.
-      if (header->sequence > store.next_sequence_) {
+      if (header->sequence > expected) {
         later_sequence = header->sequence;
         later_offset = tail;
       }
@@ -274,19 +336,19 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
       cut = true;
       break;
     }
-    for (const Record& r : *records) {
-      Status s = metadata->Apply(r);
-      if (!s.ok()) {
-        return std::move(s).WithSubject(path).WithDetail(std::string(s.detail()) + " (log commit " +
-                                                         std::to_string(header->sequence) + ")");
-      }
+    if (header->boot == 0) {
+      for (const Held& h : held) NVSWAPFS_RETURN_IF_ERROR(apply(h.header, h.records, h.end));
+      held.clear();
+      NVSWAPFS_RETURN_IF_ERROR(apply(*header, *records, tail + span));
+    } else if (held.empty() && header->boot == store.boot_) {
+      NVSWAPFS_RETURN_IF_ERROR(apply(*header, *records, tail + span));
+    } else {
+      held.push_back({*header, std::move(*records), tail + span});
     }
-    report->commits_replayed++;
-    report->records_replayed += records->size();
-    store.next_ino_ = std::max(store.next_ino_, header->next_ino);
-    store.next_sequence_++;
+    expected++;
     tail += span;
   }
+  report->commits_dropped = held.size();
   if (cut && later_sequence == 0) {
     // A crash tears only the last commit: behind it lie zeros or commits
     // from before the checkpoint. A later commit of ours behind the cut means
@@ -297,15 +359,16 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
          at += kBlockSize) {
       auto later =
           DecodeCommitHeader(std::span(window.data() + (at - window_start), kBlockSize), sb->uuid);
-      if (later.ok() && later->sequence > store.next_sequence_) {
+      if (later.ok() && later->sequence > expected) {
         later_sequence = later->sequence;
         later_offset = at;
         break;
       }
     }
   }
-  store.log_tail_ = tail;
-  report->log_bytes = tail;
+  // The next commit overwrites the first one dropped.
+  store.log_tail_ = applied;
+  report->log_bytes = applied;
   if (later_sequence == 0) return store;
 
   const std::string later =
@@ -317,15 +380,15 @@ Result<MetadataStore> MetadataStore::Load(aio::IoEngine& engine, Metadata* metad
                    slot_errors[other] + ") and the log holds changes made after it (" + later +
                    ", while generation " + std::to_string(report->checkpoint_generation) +
                    " in slot " + std::to_string(store.active_slot_) + " expects " +
-                   std::to_string(store.next_sequence_) + "): the volume would go back to " +
+                   std::to_string(expected) + "): the volume would go back to " +
                    "an older state and lose them";
   } else if (cut) {
-    report->lost = "log commit " + std::to_string(store.next_sequence_) + " at offset " +
-                   std::to_string(tail) + " is damaged and later ones follow it (" + later +
+    report->lost = "log commit " + std::to_string(expected) + " at offset " + std::to_string(tail) +
+                   " is damaged and later ones follow it (" + later +
                    "): the changes from it on would be lost";
   } else {
-    report->lost = "the log skips from commit " + std::to_string(store.next_sequence_) + " to " +
-                   later + ": the changes in between are missing";
+    report->lost = "the log skips from commit " + std::to_string(expected) + " to " + later +
+                   ": the changes in between are missing";
   }
   if (!accept_loss) {
     return Status::Error(EUCLEAN, "open volume", path)
@@ -356,14 +419,16 @@ Status MetadataStore::WriteAt(uint64_t offset, std::vector<std::byte>& bytes) {
 
 Status MetadataStore::Commit(const std::vector<Record>& records, uint64_t next_ino,
                              bool flush_data_first, bool flush_after) {
+  const bool ordered = flush_data_first || boot_ == 0;
   std::vector<std::byte> bytes;
-  EncodeCommit(sb_.uuid, next_sequence_, next_ino, records, &bytes);
+  EncodeCommit(sb_.uuid, next_sequence_, next_ino, records, &bytes, ordered ? 0 : boot_);
   if (bytes.size() > sb_.log_size - log_tail_) {
     return Status::Error(ENOSPC, "commit", engine_->device().path).WithDetail("log full");
   }
-  if (flush_data_first) NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
+  if (ordered) NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
   NVSWAPFS_RETURN_IF_ERROR(WriteAt(sb_.log_offset + log_tail_, bytes));
   if (flush_after) NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
+  unsealed_ = !ordered;
   log_tail_ += bytes.size();
   next_sequence_++;
   next_ino_ = next_ino;
@@ -394,6 +459,7 @@ Status MetadataStore::Checkpoint(const Metadata& metadata, uint64_t next_ino) {
   NVSWAPFS_RETURN_IF_ERROR(WriteAt(sb_.ckpt_offset[slot], bytes));
   NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
   active_slot_ = slot;
+  unsealed_ = false;
   generation_ = header.generation;
   next_sequence_ = header.next_sequence;
   next_ino_ = next_ino;

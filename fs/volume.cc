@@ -44,7 +44,8 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<aio::IoEngine> engi
   if (engine == nullptr) return Status::Error(EINVAL, "open volume", "engine");
   Metadata meta;
   LoadReport report;
-  auto store = MetadataStore::Load(*engine, &meta, &report);
+  auto store =
+      MetadataStore::Load(*engine, &meta, &report, /*accept_loss=*/false, options.boot_tag);
   if (!store.ok()) return store.status();
   VolumeOptions opts = options;
   if (engine->device().read_only) opts.read_only = true;
@@ -169,11 +170,15 @@ void Volume::CommitLoop() {
 
 Status Volume::CommitLocked(bool durable) {
   if (options_.read_only) return Status::Ok();
-  // Data before the metadata that points at it: everything accepted reaches
-  // the device before the flush that precedes the log write.
+  // Data before the metadata that points at it: every write accepted has
+  // reached the device before the log write (and before the flush that
+  // precedes it in a durable commit).
   QuiesceLocked(0);
   if (!poisoned_.ok()) return poisoned_;
-  if (dirty_.empty() && dirent_log_.empty() && deleted_.empty()) {
+  // A durable commit also seals unordered ones before it, with an empty
+  // commit if nothing else changed.
+  if (dirty_.empty() && dirent_log_.empty() && deleted_.empty() &&
+      !(durable && store_.unsealed())) {
     if (!data_unflushed_ || !durable) return Status::Ok();
     Status s = engine_->Flush();
     if (s.ok()) data_unflushed_ = false;
@@ -192,7 +197,12 @@ Status Volume::CommitLocked(bool durable) {
   for (auto& r : dirent_log_) records.push_back(std::move(r));
   for (uint64_t ino : deleted_) records.emplace_back(InodeDeleteRecord{ino});
 
-  Status s = store_.Commit(records, next_ino_, /*flush_data_first=*/true, durable);
+  // Only a durable commit flushes the data first. Without that flush the
+  // commit is unordered: enough for a close, whose promise is to survive
+  // the daemon being killed (QuiesceLocked above has the data with the
+  // kernel), while a power cut drops it unless a durable commit came after
+  // it. So closing a written file costs a log write, not a device flush.
+  Status s = store_.Commit(records, next_ino_, /*flush_data_first=*/durable, durable);
   if (s.code() == ENOSPC) {
     s = CheckpointLocked();
     return s;

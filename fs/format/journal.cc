@@ -22,7 +22,9 @@ constexpr size_t kCommitLengthAt = 32;
 constexpr size_t kCommitCountAt = 36;
 constexpr size_t kCommitNextInoAt = 40;
 constexpr size_t kCommitPayloadCrcAt = 48;
+constexpr size_t kCommitBootAt = 52;
 constexpr size_t kCommitHeaderCrcAt = 60;
+static_assert(kCommitBootAt + 8 == kCommitHeaderCrcAt);
 static_assert(kCommitHeaderCrcAt + 4 == kCommitHeaderSize);
 
 // Checkpoint header fields.
@@ -77,7 +79,7 @@ Result<std::vector<Record>> DecodeCounted(std::span<const std::byte> payload, ui
 }  // namespace
 
 void EncodeCommit(const Uuid& uuid, uint64_t sequence, uint64_t next_ino,
-                  const std::vector<Record>& records, std::vector<std::byte>* out) {
+                  const std::vector<Record>& records, std::vector<std::byte>* out, uint64_t boot) {
   const size_t start = out->size();
   Encoder e(out);
   e.Bytes(std::as_bytes(std::span(kCommitMagic)));
@@ -87,7 +89,7 @@ void EncodeCommit(const Uuid& uuid, uint64_t sequence, uint64_t next_ino,
   e.U32(static_cast<uint32_t>(records.size()));
   e.U64(next_ino);
   e.U32(0);  // payload crc, patched below
-  e.U64(0);  // reserved
+  e.U64(boot);
   e.U32(0);  // header crc, patched below
   const size_t payload_start = out->size();
   for (const Record& r : records) EncodeRecord(r, out);
@@ -139,6 +141,7 @@ Result<CommitHeader> DecodeCommitHeader(std::span<const std::byte> block, const 
   h.record_count = LoadLe32(p + kCommitCountAt);
   h.next_ino = LoadLe64(p + kCommitNextInoAt);
   h.payload_crc = LoadLe32(p + kCommitPayloadCrcAt);
+  h.boot = LoadLe64(p + kCommitBootAt);
   if (!SameUuid(p + kCommitUuidAt, uuid)) {
     return fail(ESTALE, "commit " + std::to_string(h.sequence) + " belongs to volume " +
                             UuidToString(h.uuid) + ", not " + UuidToString(uuid));

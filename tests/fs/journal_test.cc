@@ -107,13 +107,27 @@ TEST(CommitTest, GoldenHeaderBytes) {
   EXPECT_EQ(LoadLe32(p + 36), 4u);
   EXPECT_EQ(LoadLe64(p + 40), 1000u + 0x0102030405060708ull);
   EXPECT_EQ(LoadLe32(p + 48), Crc32c(payload));
-  EXPECT_EQ(LoadLe64(p + 52), 0u) << "reserved";
+  EXPECT_EQ(LoadLe64(p + 52), 0u) << "boot: 0, an ordered commit";
   EXPECT_EQ(LoadLe32(p + 60), Crc32c(std::span(commit).first(60)));
   EXPECT_EQ(std::memcmp(p + 64, payload.data(), payload.size()), 0) << "payload right after";
   ASSERT_EQ(commit.size(), 4096u);
   for (size_t i = 64 + payload.size(); i < commit.size(); ++i) {
     ASSERT_EQ(commit[i], std::byte{0}) << "padding at " << i;
   }
+}
+
+TEST(CommitTest, UnorderedCommitCarriesItsBoot) {
+  Bytes commit;
+  EncodeCommit(TestUuid(), 7, 1007, SomeRecords(), &commit, /*boot=*/0x1122334455667788ull);
+  EXPECT_EQ(LoadLe64(commit.data() + 52), 0x1122334455667788ull);
+  EXPECT_EQ(commit[52], std::byte{0x88}) << "little-endian";
+  auto header = DecodeCommitHeader(commit, TestUuid());
+  ASSERT_TRUE(header.ok()) << header.status().ToString();
+  EXPECT_EQ(header->boot, 0x1122334455667788ull);
+  EXPECT_EQ(header->sequence, 7u);
+  auto ordered = DecodeCommitHeader(Commit(8, SomeRecords()), TestUuid());
+  ASSERT_TRUE(ordered.ok());
+  EXPECT_EQ(ordered->boot, 0u);
 }
 
 TEST(CommitTest, SpanIsHeaderPlusPayloadRoundedToBlocks) {

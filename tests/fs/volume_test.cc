@@ -6,14 +6,17 @@
 #include <linux/falloc.h>
 #include <sys/xattr.h>
 
+#include <chrono>
 #include <cstring>
 #include <future>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/aio/fault_injector.h"
 #include "nvswapfs/fs/fsck.h"
+#include "nvswapfs/fs/store.h"
 #include "nvswapfs/unique_fd.h"
 #include "nvswapfs/units.h"
 #include "volume_test_util.h"
@@ -801,6 +804,175 @@ TEST(DeviceSizeTest, AGrownImageStillOpensAndATruncatedOneIsRefused) {
   auto v = image.TryOpen();
   ASSERT_FALSE(v.ok());
   EXPECT_NE(v.status().ToString().find("truncated"), std::string::npos) << v.status().ToString();
+}
+
+// Closing a written file commits it without flushing the device first: the
+// commit is unordered, tagged with the boot. It must survive the daemon being
+// killed, and must not survive a power cut unless a durable commit (fsync,
+// the background commit) followed it, since the device may have kept the
+// commit and lost the data it points to.
+class CloseCommitTest : public ::testing::Test {
+ protected:
+  // The device's bytes as they are now: what a killed process leaves.
+  std::string Snapshot() {
+    UniqueFd fd(::open(image_.path().c_str(), O_RDONLY | O_CLOEXEC));
+    EXPECT_TRUE(fd.valid());
+    std::string bytes(image_.options().size, '\0');
+    EXPECT_EQ(::pread(fd.get(), bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+    return bytes;
+  }
+  void Restore(const std::string& bytes) {
+    UniqueFd fd(::open(image_.path().c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(::pwrite(fd.get(), bytes.data(), bytes.size(), 0),
+              static_cast<ssize_t>(bytes.size()));
+  }
+  // Writes `name` and closes it (Persist), returning the device as a kill
+  // at that moment would leave it; the volume is then closed normally.
+  std::string WriteCloseAndKill(const std::string& name, const std::string& content,
+                                bool sync_after = false) {
+    auto volume = image_.Open();
+    EXPECT_NE(volume, nullptr);
+    if (volume == nullptr) return {};
+    auto a = volume->Create(kRootIno, name, kFile);
+    EXPECT_TRUE(a.ok());
+    EXPECT_TRUE(volume->Write(a->ino, 0, Bytes(content)).ok());
+    EXPECT_TRUE(volume->Persist(a->ino).ok());
+    if (sync_after) {
+      EXPECT_TRUE(volume->Sync().ok());
+    }
+    std::string at_kill = Snapshot();
+    EXPECT_TRUE(volume->Close().ok());
+    return at_kill;
+  }
+  VolumeOptions Boot(uint64_t tag) { return {.commit_interval_s = 0, .boot_tag = tag}; }
+  void ExpectFsckClean() {
+    auto checked = CheckImage(image_.path());
+    ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+    EXPECT_EQ(checked->problems, std::vector<std::string>{});
+  }
+  static bool Noted(Volume& v, const std::string& what) {
+    for (const std::string& n : v.notes())
+      if (n.find(what) != std::string::npos) return true;
+    return false;
+  }
+
+  const uint64_t other_boot_ = BootTag() + 1;
+  const std::string tensor_ = std::string(3 << 20, 't') + "end";
+  TestImage image_;
+};
+
+TEST_F(CloseCommitTest, ThisMachineHasABootTag) {
+  EXPECT_NE(BootTag(), 0u) << "/proc/sys/kernel/random/boot_id unreadable: closes would flush";
+}
+
+TEST_F(CloseCommitTest, CloseWritesTheCommitWithoutAFlush) {
+  aio::FaultInjector faults;
+  faults.TrackUnflushedWrites(true);
+  auto volume = image_.Open(&faults);
+  ASSERT_NE(volume, nullptr);
+  ASSERT_TRUE(volume->Sync().ok());
+  ASSERT_EQ(faults.unflushed_writes(), 0u);
+  auto a = volume->Create(kRootIno, "t", kFile);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(volume->Write(a->ino, 0, Bytes(tensor_)).ok());
+  ASSERT_TRUE(volume->Persist(a->ino).ok());
+  // The data and the commit are written, and nothing has flushed them.
+  EXPECT_GT(faults.unflushed_writes(), 1u);
+  ASSERT_TRUE(volume->Fsync(a->ino).ok());
+  EXPECT_EQ(faults.unflushed_writes(), 0u);
+}
+
+TEST_F(CloseCommitTest, KilledAfterCloseKeepsTheFile) {
+  Restore(WriteCloseAndKill("t", tensor_));
+  auto volume = image_.Open();  // the same boot
+  ASSERT_NE(volume, nullptr);
+  const uint64_t f = Resolve(*volume, "/t");
+  ASSERT_NE(f, 0u);
+  EXPECT_EQ(ReadAll(*volume, f), tensor_);
+  ASSERT_TRUE(volume->Close().ok());
+  volume.reset();
+  ExpectFsckClean();
+}
+
+TEST_F(CloseCommitTest, RestartAfterCloseWithoutAFlushDropsTheCommit) {
+  uint64_t free_with_synced = 0;
+  {
+    auto volume = image_.Open();
+    ASSERT_NE(volume, nullptr);
+    auto a = volume->Create(kRootIno, "synced", kFile);
+    ASSERT_TRUE(a.ok());
+    ASSERT_TRUE(volume->Write(a->ino, 0, Bytes("kept")).ok());
+    ASSERT_TRUE(volume->Fsync(a->ino).ok());
+    free_with_synced = volume->StatFs().free_blocks;
+    ASSERT_TRUE(volume->Close().ok());
+  }
+  Restore(WriteCloseAndKill("t", tensor_));
+  // Unmounted cleanly before the machine went down, nothing would be lost.
+  {
+    auto volume = image_.Open(nullptr, Boot(other_boot_));
+    ASSERT_NE(volume, nullptr);
+    EXPECT_EQ(Resolve(*volume, "/t"), 0u);
+    const uint64_t kept = Resolve(*volume, "/synced");
+    ASSERT_NE(kept, 0u);
+    EXPECT_EQ(ReadAll(*volume, kept), "kept");
+    EXPECT_TRUE(Noted(*volume, "1 log commit(s) made at close"))
+        << ::testing::PrintToString(volume->notes());
+    // The space the dropped commit pointed to is free again, and what is
+    // committed next takes the dropped commit's place in the log.
+    EXPECT_EQ(volume->StatFs().free_blocks, free_with_synced);
+    auto b = volume->Create(kRootIno, "after", kFile);
+    ASSERT_TRUE(b.ok());
+    ASSERT_TRUE(volume->Write(b->ino, 0, Bytes("next")).ok());
+    ASSERT_TRUE(volume->Fsync(b->ino).ok());
+    const std::string at_kill = Snapshot();
+    ASSERT_TRUE(volume->Close().ok());
+    Restore(at_kill);
+  }
+  auto volume = image_.Open(nullptr, Boot(other_boot_));
+  ASSERT_NE(volume, nullptr);
+  EXPECT_EQ(Resolve(*volume, "/t"), 0u);
+  ASSERT_NE(Resolve(*volume, "/after"), 0u);
+  EXPECT_EQ(ReadAll(*volume, Resolve(*volume, "/after")), "next");
+  EXPECT_FALSE(Noted(*volume, "made at close"));
+  ASSERT_TRUE(volume->Close().ok());
+  volume.reset();
+  ExpectFsckClean();
+}
+
+TEST_F(CloseCommitTest, ADurableCommitAfterTheCloseKeepsItThroughARestart) {
+  // Nothing else changed before the Sync: it seals with an empty commit.
+  Restore(WriteCloseAndKill("t", tensor_, /*sync_after=*/true));
+  auto volume = image_.Open(nullptr, Boot(other_boot_));
+  ASSERT_NE(volume, nullptr);
+  const uint64_t f = Resolve(*volume, "/t");
+  ASSERT_NE(f, 0u);
+  EXPECT_EQ(ReadAll(*volume, f), tensor_);
+  EXPECT_FALSE(Noted(*volume, "made at close"));
+  ASSERT_TRUE(volume->Close().ok());
+  volume.reset();
+  ExpectFsckClean();
+}
+
+TEST_F(CloseCommitTest, TheBackgroundCommitSealsAClose) {
+  std::string at_kill;
+  {
+    auto volume = image_.Open(nullptr, VolumeOptions{.commit_interval_s = 1});
+    ASSERT_NE(volume, nullptr);
+    auto a = volume->Create(kRootIno, "t", kFile);
+    ASSERT_TRUE(a.ok());
+    ASSERT_TRUE(volume->Write(a->ino, 0, Bytes(tensor_)).ok());
+    ASSERT_TRUE(volume->Persist(a->ino).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    at_kill = Snapshot();
+    ASSERT_TRUE(volume->Close().ok());
+  }
+  Restore(at_kill);
+  auto volume = image_.Open(nullptr, Boot(other_boot_));
+  ASSERT_NE(volume, nullptr);
+  const uint64_t f = Resolve(*volume, "/t");
+  ASSERT_NE(f, 0u);
+  EXPECT_EQ(ReadAll(*volume, f), tensor_);
 }
 
 }  // namespace

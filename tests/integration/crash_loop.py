@@ -6,8 +6,8 @@
 Each iteration mounts the volume, starts K writer processes (create files,
 fsync at random points, rename and unlink them), kills the daemon with
 SIGKILL at a random moment, clears the dead mount, requires fsck to be
-clean, mounts again and checks that every file whose fsync returned is
-byte-identical, and that no file holds a byte it was never given (bytes not
+clean, mounts again and checks that every file whose fsync or close returned
+is byte-identical, and that no file holds a byte it was never given (bytes not
 yet durable read as zeros or as what was written, nothing else). Writers
 journal what they did outside the mount, so the checker knows what must
 have survived. Exits 1 at the first violation, printing the seed.
@@ -47,6 +47,8 @@ try:
                 f.flush(); os.fsync(f.fileno())
                 note("SYNCED", name, hashlib.sha256(data(s, size)).hexdigest(), size)
                 synced.append(name)
+        # Closed: it must survive the daemon being killed, fsync'd or not.
+        note("CLOSED", name, hashlib.sha256(data(s, size)).hexdigest(), size)
         if synced and rng.random() < 0.25:
             old = synced.pop(rng.randrange(len(synced)))
             new = old + "r"
@@ -112,7 +114,7 @@ def expected_state(journals):
             if kind == "INTENT":
                 files[args[0]] = {"seed": int(args[1]), "size": int(args[2]), "sha": None,
                                   "must_exist": False, "alias": None}
-            elif kind == "SYNCED":
+            elif kind in ("SYNCED", "CLOSED"):
                 files[args[0]]["sha"] = args[1]
                 files[args[0]]["must_exist"] = True
             elif kind == "RENAMING":
@@ -135,14 +137,15 @@ def check(mnt, journals):
         where = name if name in present else f["alias"] if f["alias"] in present else None
         if where is None:
             if f["must_exist"]:
-                raise Violation(f"{name} was fsync'd but is gone")
+                raise Violation(f"{name} was fsync'd or closed but is gone")
             continue
         with open(os.path.join(mnt, where), "rb") as fh:
             got = fh.read()
         want = random.Random(f["seed"]).randbytes(f["size"])
         if f["sha"] is not None and f["must_exist"]:
             if hashlib.sha256(got).hexdigest() != f["sha"]:
-                raise Violation(f"{where}: fsync'd content differs ({len(got)} of {f['size']} bytes)")
+                raise Violation(f"{where}: fsync'd or closed content differs "
+                                f"({len(got)} of {f['size']} bytes)")
             continue
         # Not (yet) durable: any byte present is zero or what was written.
         if len(got) > len(want):
@@ -207,7 +210,7 @@ def main():
         print(f"crash loop: volume and journals kept in {work}", file=sys.stderr)
         return 1
     print(f"crash loop: {args.iterations} kill -9 iterations, fsck clean every time, "
-          "no fsync'd byte lost")
+          "no fsync'd or closed byte lost")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -71,6 +71,7 @@ void WriteLoad(JsonWriter& j, const DumpData& data) {
   j.BeginObject();
   j.Field("commits_replayed", load.commits_replayed);
   j.Field("records_replayed", load.records_replayed);
+  j.Field("commits_dropped", load.commits_dropped);
   j.Field("bytes_in_use", load.log_bytes);
   j.Field("capacity", data.superblock->log_size);
   j.Field("replay_stopped", load.log_end);

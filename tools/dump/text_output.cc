@@ -85,6 +85,10 @@ void PrintLoad(const DumpData& data, Printer& p) {
   p.Section("Log replay");
   p.Line("commits replayed", std::to_string(load.commits_replayed) + " (" +
                                  std::to_string(load.records_replayed) + " records)");
+  if (load.commits_dropped != 0) {
+    p.Line("commits dropped", std::to_string(load.commits_dropped) +
+                                  " (made at close before the machine restarted, never flushed)");
+  }
   p.Line("log in use", Bytes(load.log_bytes) + " of " + FormatSize(sb.log_size));
   p.Line("replay stopped at", load.log_end);
   const std::vector<std::string> notes = load.Notes();

@@ -15,14 +15,21 @@
 //    36    4 record count
 //    40    8 next_ino (the next inode number to hand out)
 //    48    4 payload crc32c
-//    52    8 reserved (0)
+//    52    8 boot: 0 for an ordered commit (the device was flushed before
+//              it was written, so the data it points to is durable); else
+//              an unordered one, written without that flush, and the tag of
+//              the machine boot that wrote it (BootTag in store.h)
 //    60    4 header crc32c of bytes [0, 60)
 //    64    . payload (records.h), then zeros up to a kBlockSize multiple
 //
 // Replay reads commits from the start of the log region while each one is
 // valid and has the expected sequence; the first invalid one (torn, corrupt,
 // stale from before the last checkpoint, or from another volume) ends the
-// log, and everything from it on is ignored.
+// log, and everything from it on is ignored. An unordered commit is trusted
+// when an ordered one follows it (that one's flush made both it and its data
+// durable) or when the machine has not restarted since it was written (its
+// data is with the kernel, whatever happened to the process). Otherwise a
+// power cut may have kept it and lost its data, and the log ends before it.
 //
 // Checkpoint slot: a header block, then the body (a list of records that
 // rebuilds the whole namespace from nothing):
@@ -60,12 +67,14 @@ struct CommitHeader {
   uint32_t record_count = 0;
   uint64_t next_ino = 0;
   uint32_t payload_crc = 0;
+  uint64_t boot = 0;  // 0: ordered
 };
 
 // Encodes a commit of `records` (header + payload + zero padding to a
-// kBlockSize multiple) and appends it to `out`.
+// kBlockSize multiple) and appends it to `out`; `boot` as in the header.
 void EncodeCommit(const Uuid& uuid, uint64_t sequence, uint64_t next_ino,
-                  const std::vector<Record>& records, std::vector<std::byte>* out);
+                  const std::vector<Record>& records, std::vector<std::byte>* out,
+                  uint64_t boot = 0);
 
 // Decodes the commit header at the start of `block` (at least
 // kCommitHeaderSize bytes). EINVAL for bad magic or header checksum, or a

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@
 #include "nvswapfs/status.h"
 
 namespace nvswapfs::fs {
+
+// The tag of this machine's current boot, for unordered log commits
+// (journal.h): 64 bits of /proc/sys/kernel/random/boot_id, never 0. 0 when
+// it cannot be read; every commit is then ordered.
+uint64_t BootTag();
 
 // LoadReport::log_end when replay ran into nothing but the end of the log.
 inline constexpr const char* kLogEndClean = "end of log";
@@ -43,7 +49,11 @@ struct LoadReport {
   uint64_t commits_replayed = 0;
   uint64_t records_replayed = 0;
   uint64_t log_bytes = 0;  // log in use after replay
-  std::string log_end;     // why replay stopped (kLogEndClean, "log cut at ...")
+  // Unordered commits from an earlier boot with no ordered commit after them,
+  // left out: written at close, without a flush, just before the machine
+  // went down, so a power cut may have kept them and lost their data.
+  uint64_t commits_dropped = 0;
+  std::string log_end;  // why replay stopped (kLogEndClean, "log cut at ...")
   // The device holds commits newer than the state loaded (one after a cut in
   // the log, or the log of a newer checkpoint that is damaged): what was
   // lost, in one line ("" when nothing provably was).
@@ -74,9 +84,12 @@ class MetadataStore {
   // provably holds a newer state than the one that can be loaded
   // (LoadReport::lost), fails with EUCLEAN naming it, unless `accept_loss`
   // (fsck, dump): then the older state loads, and only a Checkpoint (after
-  // SkipPastLog) may follow.
+  // SkipPastLog) may follow. `boot` is the current boot's tag (BootTag()
+  // when unset): it decides which unordered commits are trusted, and tags
+  // those this store writes.
   static Result<MetadataStore> Load(aio::IoEngine& engine, Metadata* metadata, LoadReport* report,
-                                    bool accept_loss = false);
+                                    bool accept_loss = false,
+                                    std::optional<uint64_t> boot = std::nullopt);
 
   // Writes a new, empty volume: both superblocks, an initial checkpoint with
   // the root directory (owned by uid/gid, mode 0755), and an empty log.
@@ -91,14 +104,20 @@ class MetadataStore {
   uint64_t generation() const { return generation_; }
   uint64_t next_sequence() const { return next_sequence_; }
 
-  // Appends one commit and flushes. ENOSPC ("log full") when it does not
-  // fit in the log's free space: checkpoint instead. The device is flushed
-  // before the write when `flush_data_first` (data the records point to).
-  // Without `flush_after` the commit survives the process being killed but
-  // may be lost to a power cut (never reordered before its data); the next
-  // flushed commit makes it durable.
+  // Appends one commit. ENOSPC ("log full") when it does not fit in the
+  // log's free space: checkpoint instead. The caller has waited for the
+  // data writes the records point to. With `flush_data_first` the device is
+  // flushed before the write (an ordered commit); without, the commit is
+  // unordered, tagged with the boot: it survives the process being killed,
+  // but a power cut drops it until an ordered commit follows (unsealed()),
+  // and it never points at data a power cut lost. Without a boot tag every
+  // commit is ordered. With `flush_after` the commit itself is durable.
   Status Commit(const std::vector<Record>& records, uint64_t next_ino, bool flush_data_first,
                 bool flush_after = true);
+
+  // The log ends with unordered commits: an ordered commit (or a
+  // checkpoint) makes them survive a power cut too.
+  bool unsealed() const { return unsealed_; }
 
   // Writes `metadata` as a checkpoint to the other slot, flushes, and starts
   // an empty log after it. ENOSPC when it does not fit in a slot.
@@ -122,6 +141,8 @@ class MetadataStore {
   uint64_t next_sequence_ = 1;
   uint64_t next_ino_ = 2;
   uint64_t log_tail_ = 0;  // bytes of the log in use
+  uint64_t boot_ = 0;      // tags unordered commits; 0: none are written
+  bool unsealed_ = false;
 };
 
 }  // namespace nvswapfs::fs

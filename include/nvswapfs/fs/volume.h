@@ -69,6 +69,9 @@ struct VolumeOptions {
   // 1 MiB buffers gathering small sequential writes (one per file being
   // written that way) into whole 1 MiB device writes.
   size_t tail_buffers = 16;
+  // The machine boot this volume runs in (MetadataStore::Load); unset: this
+  // one. Tests set it to act out a restart.
+  std::optional<uint64_t> boot_tag = std::nullopt;
 };
 
 // When a write reports its outcome.
