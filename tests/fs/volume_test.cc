@@ -814,23 +814,16 @@ TEST(DeviceSizeTest, AGrownImageStillOpensAndATruncatedOneIsRefused) {
 class CloseCommitTest : public ::testing::Test {
  protected:
   // The device's bytes as they are now: what a killed process leaves.
-  std::string Snapshot() {
-    UniqueFd fd(::open(image_.path().c_str(), O_RDONLY | O_CLOEXEC));
-    EXPECT_TRUE(fd.valid());
-    std::string bytes(image_.options().size, '\0');
-    EXPECT_EQ(::pread(fd.get(), bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
-    return bytes;
+  std::vector<std::byte> Snapshot() {
+    return aio::testing::ReadPlain(image_.path(), 0, image_.options().size);
   }
-  void Restore(const std::string& bytes) {
-    UniqueFd fd(::open(image_.path().c_str(), O_WRONLY | O_CLOEXEC));
-    ASSERT_TRUE(fd.valid());
-    ASSERT_EQ(::pwrite(fd.get(), bytes.data(), bytes.size(), 0),
-              static_cast<ssize_t>(bytes.size()));
+  void Restore(const std::vector<std::byte>& bytes) {
+    aio::testing::WritePlain(image_.path(), 0, bytes.data(), bytes.size());
   }
   // Writes `name` and closes it (Persist), returning the device as a kill
   // at that moment would leave it; the volume is then closed normally.
-  std::string WriteCloseAndKill(const std::string& name, const std::string& content,
-                                bool sync_after = false) {
+  std::vector<std::byte> WriteCloseAndKill(const std::string& name, const std::string& content,
+                                           bool sync_after = false) {
     auto volume = image_.Open();
     EXPECT_NE(volume, nullptr);
     if (volume == nullptr) return {};
@@ -841,7 +834,7 @@ class CloseCommitTest : public ::testing::Test {
     if (sync_after) {
       EXPECT_TRUE(volume->Sync().ok());
     }
-    std::string at_kill = Snapshot();
+    std::vector<std::byte> at_kill = Snapshot();
     EXPECT_TRUE(volume->Close().ok());
     return at_kill;
   }
@@ -925,7 +918,7 @@ TEST_F(CloseCommitTest, RestartAfterCloseWithoutAFlushDropsTheCommit) {
     ASSERT_TRUE(b.ok());
     ASSERT_TRUE(volume->Write(b->ino, 0, Bytes("next")).ok());
     ASSERT_TRUE(volume->Fsync(b->ino).ok());
-    const std::string at_kill = Snapshot();
+    const std::vector<std::byte> at_kill = Snapshot();
     ASSERT_TRUE(volume->Close().ok());
     Restore(at_kill);
   }
@@ -955,7 +948,7 @@ TEST_F(CloseCommitTest, ADurableCommitAfterTheCloseKeepsItThroughARestart) {
 }
 
 TEST_F(CloseCommitTest, TheBackgroundCommitSealsAClose) {
-  std::string at_kill;
+  std::vector<std::byte> at_kill;
   {
     auto volume = image_.Open(nullptr, VolumeOptions{.commit_interval_s = 1});
     ASSERT_NE(volume, nullptr);
