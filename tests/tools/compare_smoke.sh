@@ -89,6 +89,11 @@ for where, limit in (("limit", r.get("limit", {})), ("shm.limit", shm.get("limit
         best = max(kinds[k][op]["MBps"] for k in kinds)
         if limit.get(op, {}).get("MBps") != best:
             problems.append(f"{where}.{op} is not the faster of {sorted(kinds)}")
+# The limit's write ending in a flush, on the storage only (a flush of /dev/shm
+# means nothing).
+positive("limit.flushed", r.get("limit", {}).get("flushed", {}).get("MBps"))
+if "flushed" in shm.get("limit", {}):
+    problems.append("shm.limit.flushed: measured on /dev/shm")
 for target in ("nvswapfs", "local", "fuse2fs"):
     for op in ("create", "stat", "unlink"):
         positive(f"meta.{target}.{op}", r.get("meta", {}).get(target, {}).get(op, {})

@@ -6,7 +6,11 @@ On one backing storage (the file system that holds --dir), in one run:
   limit     fio, libaio, direct=1, bs=1M, iodepth=32 on a written-out image file,
             with fio's own buffers and with buffers on huge pages (--iomem=shmhuge,
             24 pages reserved for the run): the faster is the most that storage
-            gives, and every figure on it is divided by that
+            gives, and every figure on it is divided by that. The same write
+            ending in a flush (end_fsync=1) is the most it gives a client that
+            asks for durability: where the storage has a volatile cache (a
+            virtual disk whose host caches it, say), the flush waits for it,
+            and the writes that end in fsync or sync are also divided by that
   engine    nvswapfs-bench: the nvswapfs I/O engine alone on an image file; with
             the limit group, on the limit's file, taking turns with fio
   clients   dd (conv=fsync, and O_DIRECT), cp, fio psync, fio libaio direct and
@@ -78,6 +82,7 @@ SHM_BUDGET = 6 * GIB    # what this script may keep in /dev/shm at once, roughly
 COLD_MOUNTS = 3         # cold mounts timed; the median is reported
 PER_DIR = 1000          # files per directory of the cold-mount volume
 NVSWAPFS_READ_AHEAD_KB = 16 * 1024  # nvswapfs's read_ahead=16M, given to the null mount too
+FLUSHED_WRITES = ("dd_fsync", "cp", "fio_psync", "python")  # client writes ending in a flush
 
 
 class Failure(Exception):
@@ -758,15 +763,17 @@ class Compare:
         """fio as the limit runs it: libaio, O_DIRECT, 1 MiB, queue depth 32."""
         return self.fio(case, path, op, nbytes, "libaio", True, 32, extra=extra)
 
-    def limit_on(self, path, nbytes, label, engine=False):
+    def limit_on(self, path, nbytes, label, engine=False, flush=True):
         """fio libaio direct QD32 on a written-out file: write, drop caches, read; with fio's
         own buffers and, where huge pages were reserved, with buffers on huge pages, the two
-        alternating. The limit, per direction, is the faster median. With `engine`, the
+        alternating. The limit, per direction, is the faster median. With `flush`, the write
+        also runs ending in a flush (end_fsync=1), in turn with the others. With `engine`, the
         engine alone (nvswapfs-bench) takes its turn after fio's on the same file, so that the
         two are measured side by side. Returns (limit, engine), engine None without it."""
         write_out(path, nbytes, f"{label} file")
         kinds = self.limit_kinds()
         out = {kind: {"write": [], "read": []} for kind in kinds}
+        flushed = []
         engine_runs = {"write": [], "read": []}
         for _ in range(self.args.repeat):
             for op in ("write", "read"):
@@ -774,6 +781,13 @@ class Compare:
                     self.drop_caches()
                     out[kind][op].append(self.fio_limit(f"{label} {op} ({kind})", path, op,
                                                         nbytes, extra))
+                if op == "write" and flush:
+                    # On the last kind of buffer (huge pages, where reserved), which is the
+                    # faster for writes wherever the disk splits transfers from small pages.
+                    self.drop_caches()
+                    flushed.append(self.fio_limit(f"{label} write, end_fsync", path, op,
+                                                  nbytes, (*list(kinds.values())[-1],
+                                                           "--end_fsync=1")))
                 if engine:
                     self.drop_caches()
                     engine_runs[op].append(self.engine_run(f"{label} engine {op}", path, nbytes,
@@ -786,18 +800,23 @@ class Compare:
             kind = max(buffers, key=lambda k: buffers[k][op]["MBps"])
             result[op] = dict(buffers[kind][op], buffers=kind)
         result["buffers"] = buffers
+        if flush:
+            result["flushed"] = dict(summarize(flushed), buffers=list(kinds)[-1])
         if not engine:
             return result, None
         return result, {op: dict(summarize(runs), side_by_side=True)
                         for op, runs in engine_runs.items()}
 
     def say_limit(self, name, r):
-        """One line per kind of fio buffer; the limit is marked."""
+        """One line per kind of fio buffer; the limit is marked. Then the flushed write."""
         for kind, ops in r["buffers"].items():
             marks = {op: "*" if r[op]["buffers"] == kind else " " for op in ("write", "read")}
             say(f"  {name:8} write {fmt_rate(ops['write']['MBps']):>7} MB/s{marks['write']}  "
                 f"read {fmt_rate(ops['read']['MBps']):>7} MB/s{marks['read']}  (fio buffers on "
                 f"{kind})")
+        if "flushed" in r:
+            say(f"  {name:8} write {fmt_rate(r['flushed']['MBps']):>7} MB/s   ending in a flush "
+                f"(end_fsync=1, buffers on {r['flushed']['buffers']})")
 
     def engine_run(self, case, path, nbytes, op, repeat):
         """nvswapfs-bench on `path`: the engine's median MB/s over `repeat` runs."""
@@ -1121,7 +1140,8 @@ class Compare:
         say(f"memory-backed: {human(n)} on /dev/shm")
         out = {}
         out["limit"], out["engine"] = self.limit_on(os.path.join(self.shm_dir, "limit.img"), n,
-                                                    "shm limit", engine=True)
+                                                    "shm limit", engine=True,
+                                                    flush=False)
         self.say_limit("shm", out["limit"])
         self.say_engine("shm", out["engine"])
         image = os.path.join(self.shm_dir, "nvswapfs.img")
@@ -1330,6 +1350,11 @@ class Compare:
                 for row in self.limit_rows("fio libaio direct=1 bs=1M iodepth=32, image file",
                                            r["limit"]):
                     say(row)
+                if "flushed" in r["limit"]:
+                    fw = r["limit"]["flushed"]
+                    say(f"| the same write ending in a flush (end_fsync=1), buffers on "
+                        f"{fw['buffers']} (**the flushed limit**) | {fmt_rate(fw['MBps'])} | "
+                        f"{fmt_ratio(ratio(fw['MBps'], lw))} | | |")
             if "engine" in r:
                 ew, er = r["engine"]["write"]["MBps"], r["engine"]["read"]["MBps"]
                 turn = ", in turn with fio" if r["engine"]["write"].get("side_by_side") else ""
@@ -1347,6 +1372,10 @@ class Compare:
                     head += ["÷limit beside"]
             cross = cross_targets(targets)
             head += [f"nvswapfs÷{t}" for t in cross]
+            # Writes that end in fsync/sync, divided by the flushed limit too.
+            lf = lim.get("flushed", {}).get("MBps")
+            flushed_cols = [t for t in ("nvswapfs", "local") if t in targets] if lf else []
+            head += [f"{t} ÷flushed limit" for t in flushed_cols]
             say("| " + " | ".join(head) + " |")
             say("|---|" + "---:|" * (len(head) - 1))
             for op, limit in (("write", lw), ("read", lr)):
@@ -1361,6 +1390,9 @@ class Compare:
                             near = case[t].get("limit_beside", {}).get(op, {}).get("MBps")
                             row += [fmt_ratio(ratio(rate, near))]
                     row += [fmt_ratio(ratio(rates["nvswapfs"], rates[t])) for t in cross]
+                    flushed = op == "write" and key in FLUSHED_WRITES
+                    row += [fmt_ratio(ratio(rates[t], lf)) if flushed else ""
+                            for t in flushed_cols]
                     say("| " + " | ".join(row) + " |")
             say("")
             src = ("a random source file in /dev/shm" if self.dd_source.startswith("/dev/shm")
@@ -1377,7 +1409,12 @@ class Compare:
                 f"timing) on every target{' but null, which keeps nothing' if 'null' in targets else ''}."
                 + (" ÷limit beside: ÷ the limit (fio, the same settings, on a file of its own) "
                    "measured right before each nvswapfs phase, the median of those runs."
-                   if paired else ""))
+                   if paired else "")
+                + (" ÷flushed limit: the writes that end in fsync or sync, ÷ the limit's write "
+                   "ending in a flush (end_fsync=1); on storage with a volatile cache the flush "
+                   "waits for it, and no client that asks for durability can beat that."
+                   + (" null's fsync does nothing." if "null" in targets else "")
+                   if flushed_cols else ""))
             say("")
         if "shm" in r:
             s = r["shm"]
@@ -1502,6 +1539,14 @@ class Compare:
                     ax.hlines(e, *spans, colors="gray", linestyles=":",
                               label="engine alone (nvswapfs-bench)" if k == 0 else None)
                     top = max(top, e)
+            f = limits.get("flushed", {}).get("MBps")
+            if f:
+                # A short mark over each write that ends in a flush.
+                for i, (op, key, case) in enumerate(groups):
+                    if op == "write" and key in FLUSHED_WRITES:
+                        ax.hlines(f, i - 0.45, i + 0.45, colors="firebrick", linestyles="-",
+                                  label="the limit ending in a flush (end_fsync=1)"
+                                  if key == FLUSHED_WRITES[0] else None)
             ax.axvline(half - 0.5, color="lightgray", linewidth=1)
             ax.set_xticks(range(len(groups)))
             ax.set_xticklabels([f"{case['labels'][op]}\n({op})".replace(" bs=1M", "")
