@@ -7,10 +7,12 @@ On one backing storage (the file system that holds --dir), in one run:
             with fio's own buffers and with buffers on huge pages (--iomem=shmhuge,
             24 pages reserved for the run): the faster is the most that storage
             gives, and every figure on it is divided by that. The same write
-            ending in a flush (end_fsync=1) is the most it gives a client that
-            asks for durability: where the storage has a volatile cache (a
-            virtual disk whose host caches it, say), the flush waits for it,
-            and the writes that end in fsync or sync are also divided by that
+            ending in a flush (end_fsync=1) is what it gives a writer that
+            waits for durability at the end: where the storage has a volatile
+            cache (a virtual disk whose host caches it, say), the flush waits
+            for that cache to reach the disk, and the writes that end in fsync
+            or sync are also divided by it. It is a reference, not a bound: a
+            slower writer leaves the cache time to drain as it goes
   engine    nvswapfs-bench: the nvswapfs I/O engine alone on an image file; with
             the limit group, on the limit's file, taking turns with fio
   clients   dd (conv=fsync, and O_DIRECT), cp, fio psync, fio libaio direct and
@@ -1412,7 +1414,8 @@ class Compare:
                    if paired else "")
                 + (" ÷flushed limit: the writes that end in fsync or sync, ÷ the limit's write "
                    "ending in a flush (end_fsync=1); on storage with a volatile cache the flush "
-                   "waits for it, and no client that asks for durability can beat that."
+                   "waits for that cache to drain, on every target (a slower writer gives it "
+                   "time to drain as it goes, so a ratio above 1 is possible)."
                    + (" null's fsync does nothing." if "null" in targets else "")
                    if flushed_cols else ""))
             say("")
