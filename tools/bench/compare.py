@@ -761,9 +761,10 @@ class Compare:
             kinds["huge pages"] = ("--iomem=shmhuge",)
         return kinds
 
-    def fio_limit(self, case, path, op, nbytes, extra=()):
+    def fio_limit(self, case, path, op, nbytes, extra=(), end_fsync=False):
         """fio as the limit runs it: libaio, O_DIRECT, 1 MiB, queue depth 32."""
-        return self.fio(case, path, op, nbytes, "libaio", True, 32, extra=extra)
+        return self.fio(case, path, op, nbytes, "libaio", True, 32, end_fsync=end_fsync,
+                        extra=extra)
 
     def limit_on(self, path, nbytes, label, engine=False, flush=True):
         """fio libaio direct QD32 on a written-out file: write, drop caches, read; with fio's
@@ -774,6 +775,9 @@ class Compare:
         two are measured side by side. Returns (limit, engine), engine None without it."""
         write_out(path, nbytes, f"{label} file")
         kinds = self.limit_kinds()
+        # The flushed write runs on the last kind of buffer (huge pages, where reserved),
+        # the faster for writes wherever the disk splits transfers from small pages.
+        flush_kind, flush_extra = list(kinds.items())[-1]
         out = {kind: {"write": [], "read": []} for kind in kinds}
         flushed = []
         engine_runs = {"write": [], "read": []}
@@ -784,12 +788,9 @@ class Compare:
                     out[kind][op].append(self.fio_limit(f"{label} {op} ({kind})", path, op,
                                                         nbytes, extra))
                 if op == "write" and flush:
-                    # On the last kind of buffer (huge pages, where reserved), which is the
-                    # faster for writes wherever the disk splits transfers from small pages.
                     self.drop_caches()
                     flushed.append(self.fio_limit(f"{label} write, end_fsync", path, op,
-                                                  nbytes, (*list(kinds.values())[-1],
-                                                           "--end_fsync=1")))
+                                                  nbytes, flush_extra, end_fsync=True))
                 if engine:
                     self.drop_caches()
                     engine_runs[op].append(self.engine_run(f"{label} engine {op}", path, nbytes,
@@ -803,7 +804,7 @@ class Compare:
             result[op] = dict(buffers[kind][op], buffers=kind)
         result["buffers"] = buffers
         if flush:
-            result["flushed"] = dict(summarize(flushed), buffers=list(kinds)[-1])
+            result["flushed"] = dict(summarize(flushed), buffers=flush_kind)
         if not engine:
             return result, None
         return result, {op: dict(summarize(runs), side_by_side=True)
@@ -1544,12 +1545,12 @@ class Compare:
                     top = max(top, e)
             f = limits.get("flushed", {}).get("MBps")
             if f:
-                # A short mark over each write that ends in a flush.
-                for i, (op, key, case) in enumerate(groups):
-                    if op == "write" and key in FLUSHED_WRITES:
-                        ax.hlines(f, i - 0.45, i + 0.45, colors="firebrick", linestyles="-",
-                                  label="the limit ending in a flush (end_fsync=1)"
-                                  if key == FLUSHED_WRITES[0] else None)
+                # A short mark over each write that ends in a flush, labelled once.
+                marked = [i for i, (op, key, _) in enumerate(groups)
+                          if op == "write" and key in FLUSHED_WRITES]
+                for n, i in enumerate(marked):
+                    ax.hlines(f, i - 0.45, i + 0.45, colors="firebrick", linestyles="-",
+                              label="the limit ending in a flush (end_fsync=1)" if n == 0 else None)
             ax.axvline(half - 0.5, color="lightgray", linewidth=1)
             ax.set_xticks(range(len(groups)))
             ax.set_xticklabels([f"{case['labels'][op]}\n({op})".replace(" bs=1M", "")
