@@ -417,15 +417,15 @@ Status MetadataStore::WriteAt(uint64_t offset, std::vector<std::byte>& bytes) {
   return engine_->Execute({IoOp::kWrite, offset, buf->data(), length});
 }
 
-Status MetadataStore::Commit(const std::vector<Record>& records, uint64_t next_ino, DataOrder order,
-                             bool flush_after) {
-  const bool ordered = order != DataOrder::kUnordered || boot_ == 0;
+Status MetadataStore::Commit(const std::vector<Record>& records, uint64_t next_ino,
+                             bool flush_data_first, bool flush_after) {
+  const bool ordered = flush_data_first || boot_ == 0;
   std::vector<std::byte> bytes;
   EncodeCommit(sb_.uuid, next_sequence_, next_ino, records, &bytes, ordered ? 0 : boot_);
   if (bytes.size() > sb_.log_size - log_tail_) {
     return Status::Error(ENOSPC, "commit", engine_->device().path).WithDetail("log full");
   }
-  if (ordered && order != DataOrder::kFlushed) NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
+  if (ordered) NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
   NVSWAPFS_RETURN_IF_ERROR(WriteAt(sb_.log_offset + log_tail_, bytes));
   if (flush_after) NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
   unsealed_ = !ordered;

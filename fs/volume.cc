@@ -164,21 +164,11 @@ void Volume::CommitLoop() {
     commit_wake_.wait_for(lock, std::chrono::seconds(options_.commit_interval_s));
     if (stop_commit_thread_) break;
     // A failure poisons the volume and is reported by every later change.
-    BackgroundCommitLocked(lock);
+    (void)CommitLocked();
   }
 }
 
 Status Volume::CommitLocked(bool durable) {
-  std::lock_guard store(store_mu_);
-  return CommitStoreLocked(durable);
-}
-
-Status Volume::CheckpointLocked() {
-  std::lock_guard store(store_mu_);
-  return CheckpointStoreLocked();
-}
-
-Status Volume::CommitStoreLocked(bool durable) {
   if (options_.read_only) return Status::Ok();
   // Data before the metadata that points at it: every write accepted has
   // reached the device before the log write (and before the flush that
@@ -194,29 +184,6 @@ Status Volume::CommitStoreLocked(bool durable) {
     if (s.ok()) data_unflushed_ = false;
     return s;
   }
-  const std::vector<Record> records = TakeChangeLocked();
-  // Only a durable commit flushes the data first. Without that flush the
-  // commit is unordered: enough for a close, whose promise is to survive
-  // the daemon being killed (QuiesceLocked above has the data with the
-  // kernel), while a power cut drops it unless a durable commit came after
-  // it. So closing a written file costs a log write, not a device flush.
-  using Order = MetadataStore::DataOrder;
-  Status s =
-      store_.Commit(records, next_ino_, durable ? Order::kFlushFirst : Order::kUnordered, durable);
-  if (s.code() == ENOSPC) return CheckpointStoreLocked();
-  if (!s.ok()) {
-    poisoned_ = s;
-    return s;
-  }
-  Committed(durable);
-  if (static_cast<double>(store_.log_used()) >
-      kCheckpointLogFraction * static_cast<double>(store_.log_capacity())) {
-    return CheckpointStoreLocked();
-  }
-  return Status::Ok();
-}
-
-std::vector<Record> Volume::TakeChangeLocked() {
   // Inodes first (so entries can point at them), entries in the order they
   // changed, deletions last.
   std::vector<Record> records;
@@ -229,61 +196,30 @@ std::vector<Record> Volume::TakeChangeLocked() {
   for (auto& snapshot : deleted_snapshots_) records.emplace_back(std::move(snapshot));
   for (auto& r : dirent_log_) records.push_back(std::move(r));
   for (uint64_t ino : deleted_) records.emplace_back(InodeDeleteRecord{ino});
-  dirty_.clear();
-  dirent_log_.clear();
-  deleted_.clear();
-  deleted_snapshots_.clear();
-  return records;
-}
 
-void Volume::BackgroundCommitLocked(std::unique_lock<std::mutex>& lock) {
-  if (options_.read_only || closed_) return;
-  QuiesceLocked(0);
-  if (!poisoned_.ok()) return;
-  std::unique_lock store(store_mu_);
-  const bool changed =
-      !dirty_.empty() || !dirent_log_.empty() || !deleted_.empty() || store_.unsealed();
-  if (!changed && !data_unflushed_) return;
-  // The change as it is now, all its data on the device (QuiesceLocked): a
-  // flush, then its commit and a flush after. Flushing a device that caches
-  // much can take a good part of a second, which every write would otherwise
-  // wait out. Changes made meanwhile go into the next commit; any other
-  // commit waits for store_mu_, and so comes after this one in the log.
-  const std::vector<Record> records = TakeChangeLocked();
-  const uint64_t next_ino = next_ino_;
-  allocator_.SealPending();
-  data_unflushed_ = false;
-  lock.unlock();
-  Status s = engine_->Flush();
-  if (s.ok() && changed) {
-    s = store_.Commit(records, next_ino, MetadataStore::DataOrder::kFlushed);
-  }
-  store.unlock();
-  lock.lock();
+  // Only a durable commit flushes the data first. Without that flush the
+  // commit is unordered: enough for a close, whose promise is to survive
+  // the daemon being killed (QuiesceLocked above has the data with the
+  // kernel), while a power cut drops it unless a durable commit came after
+  // it. So closing a written file costs a log write, not a device flush.
+  Status s = store_.Commit(records, next_ino_, /*flush_data_first=*/durable, durable);
   if (s.code() == ENOSPC) {
-    // Nothing was written: a checkpoint holds the change, and what came
-    // after, once the data of that has reached the device too.
-    QuiesceLocked(0);
-    (void)CheckpointLocked();
-    return;
+    s = CheckpointLocked();
+    return s;
   }
   if (!s.ok()) {
-    if (changed) {
-      poisoned_ = s;
-    } else {
-      data_unflushed_ = true;
-    }
-    return;
+    poisoned_ = s;
+    return s;
   }
-  allocator_.CommitSealed();
+  Committed(durable);
   if (static_cast<double>(store_.log_used()) >
       kCheckpointLogFraction * static_cast<double>(store_.log_capacity())) {
-    QuiesceLocked(0);
-    (void)CheckpointLocked();
+    return CheckpointLocked();
   }
+  return Status::Ok();
 }
 
-Status Volume::CheckpointStoreLocked() {
+Status Volume::CheckpointLocked() {
   if (!poisoned_.ok()) return poisoned_;
   Status s = store_.Checkpoint(meta_, next_ino_);
   if (!s.ok()) {

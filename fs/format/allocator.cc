@@ -137,8 +137,7 @@ std::vector<UnitRun> UnitAllocator::Allocate(uint64_t count, uint64_t goal) {
 
 bool UnitAllocator::Free(UnitRun run) {
   if (!InRange(run)) return false;
-  if (Overlaps(free_, run.first, run.count) || Overlaps(pending_, run.first, run.count) ||
-      Overlaps(sealed_, run.first, run.count)) {
+  if (Overlaps(free_, run.first, run.count) || Overlaps(pending_, run.first, run.count)) {
     return false;
   }
   AddCoalesced(&pending_, run.first, run.count);
@@ -147,23 +146,9 @@ bool UnitAllocator::Free(UnitRun run) {
 }
 
 void UnitAllocator::CommitFrees() {
-  CommitSealed();
   for (const auto& [first, count] : pending_) InsertFree(first, count);
   pending_.clear();
   pending_count_ = 0;
-}
-
-void UnitAllocator::SealPending() {
-  for (const auto& [first, count] : pending_) AddCoalesced(&sealed_, first, count);
-  pending_.clear();
-}
-
-void UnitAllocator::CommitSealed() {
-  for (const auto& [first, count] : sealed_) {
-    InsertFree(first, count);
-    pending_count_ -= count;
-  }
-  sealed_.clear();
 }
 
 std::vector<UnitRun> UnitAllocator::FreeRuns() const {

@@ -174,8 +174,7 @@ TEST(UnitAllocatorTest, IsFreeSeesRunEdges) {
 
 // --- Randomized comparison against a per-unit model. ---
 
-// kSealed: pending, in a commit being written (SealPending).
-enum class State { kFree, kUsed, kPending, kSealed };
+enum class State { kFree, kUsed, kPending };
 
 class AllocatorProperty {
  public:
@@ -292,10 +291,9 @@ class AllocatorProperty {
   }
 
   void DoFree() {
-    const UnitRun run = Uniform(0, 3) == 0 ? RandomRun()
-                        : Uniform(0, 4) == 0
-                            ? RunIn(Uniform(0, 1) == 0 ? State::kPending : State::kSealed)
-                            : RunIn(State::kUsed);
+    const UnitRun run = Uniform(0, 3) == 0   ? RandomRun()
+                        : Uniform(0, 4) == 0 ? RunIn(State::kPending)
+                                             : RunIn(State::kUsed);
     const bool expected = All(run, State::kUsed);
     ASSERT_EQ(alloc_.Free(run), expected) << "Free({" << run.first << ", " << run.count << "})";
     if (expected) Set(run, State::kPending);
@@ -312,21 +310,7 @@ class AllocatorProperty {
   void DoCommit() {
     alloc_.CommitFrees();
     for (State& s : model_) {
-      if (s == State::kPending || s == State::kSealed) s = State::kFree;
-    }
-  }
-
-  void DoSeal() {
-    alloc_.SealPending();
-    for (State& s : model_) {
-      if (s == State::kPending) s = State::kSealed;
-    }
-  }
-
-  void DoCommitSealed() {
-    alloc_.CommitSealed();
-    for (State& s : model_) {
-      if (s == State::kSealed) s = State::kFree;
+      if (s == State::kPending) s = State::kFree;
     }
   }
 
@@ -336,12 +320,8 @@ class AllocatorProperty {
       DoAllocate();
     } else if (kind < 80) {
       DoFree();
-    } else if (kind < 88) {
+    } else if (kind < 90) {
       DoMarkUsed();
-    } else if (kind < 92) {
-      DoSeal();
-    } else if (kind < 96) {
-      DoCommitSealed();
     } else {
       DoCommit();
     }
@@ -352,9 +332,7 @@ class AllocatorProperty {
     uint64_t free_units = 0;
     for (const UnitRun& r : free_runs) free_units += r.count;
     const auto pending_units =
-        static_cast<uint64_t>(std::count_if(model_.begin(), model_.end(), [](State s) {
-          return s == State::kPending || s == State::kSealed;
-        }));
+        static_cast<uint64_t>(std::count(model_.begin(), model_.end(), State::kPending));
     ASSERT_EQ(alloc_.free_units(), free_units);
     ASSERT_EQ(alloc_.pending_units(), pending_units);
     ASSERT_EQ(alloc_.used_units(), total_ - free_units - pending_units);

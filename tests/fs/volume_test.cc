@@ -7,14 +7,12 @@
 #include <sys/xattr.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <future>
 #include <mutex>
 #include <random>
 #include <thread>
 
-#include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/aio/fault_injector.h"
 #include "nvswapfs/fs/fsck.h"
@@ -968,92 +966,6 @@ TEST_F(CloseCommitTest, TheBackgroundCommitSealsAClose) {
   const uint64_t f = Resolve(*volume, "/t");
   ASSERT_NE(f, 0u);
   EXPECT_EQ(ReadAll(*volume, f), tensor_);
-}
-
-}  // namespace
-}  // namespace nvswapfs::fs
-
-namespace nvswapfs::fs {
-namespace {
-
-using namespace std::chrono_literals;
-
-// Holds every device flush until the test lets it go.
-class HeldFlushes final : public aio::Syscalls {
- public:
-  int Flush(int fd) override {
-    {
-      std::unique_lock lock(mu_);
-      ++waiting_;
-      changed_.notify_all();
-      changed_.wait(lock, [&] { return !held_; });
-      --waiting_;
-    }
-    return aio::Syscalls::Flush(fd);
-  }
-  void Hold() {
-    std::lock_guard lock(mu_);
-    held_ = true;
-  }
-  void Release() {
-    {
-      std::lock_guard lock(mu_);
-      held_ = false;
-    }
-    changed_.notify_all();
-  }
-  bool AwaitFlush(std::chrono::seconds timeout) {
-    std::unique_lock lock(mu_);
-    return changed_.wait_for(lock, timeout, [&] { return waiting_ > 0; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable changed_;
-  bool held_ = false;
-  int waiting_ = 0;
-};
-
-// A device that caches much can take most of a second to flush; the
-// background commit must not make every write wait that out.
-TEST(BackgroundCommitTest, WritesGoOnWhileItFlushes) {
-  testing::TestImage image;
-  HeldFlushes flushes;
-  const std::string first(1 << 20, 'a'), second(1 << 20, 'b');
-  {
-    auto dev = aio::BlockDevice::Open(image.path());
-    ASSERT_TRUE(dev.ok()) << dev.status().ToString();
-    auto engine = aio::AioEngine::Create(std::move(dev).value(), aio::EngineOptions{}, flushes);
-    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-    auto opened = Volume::Open(std::move(engine).value(), {.commit_interval_s = 1});
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    std::unique_ptr<Volume> volume = std::move(opened).value();
-    auto a = volume->Create(kRootIno, "t", kFile);
-    ASSERT_TRUE(a.ok());
-    ASSERT_TRUE(volume->Write(a->ino, 0, Bytes(first)).ok());
-    flushes.Hold();
-    ASSERT_TRUE(flushes.AwaitFlush(10s)) << "no background commit within 10 s";
-    // The commit is flushing: the file is written, read and created beside.
-    auto beside = std::async(std::launch::async, [&] {
-      return volume->Write(a->ino, first.size(), Bytes(second)).ok() &&
-             ReadAll(*volume, a->ino) == first + second &&
-             volume->Create(kRootIno, "u", kFile).ok();
-    });
-    const bool finished = beside.wait_for(10s) == std::future_status::ready;
-    flushes.Release();
-    EXPECT_TRUE(finished) << "the file waited for the background commit's flush";
-    EXPECT_TRUE(beside.get());
-    ASSERT_TRUE(volume->Close().ok());
-  }
-  auto volume = image.Open();
-  ASSERT_NE(volume, nullptr);
-  EXPECT_EQ(ReadAll(*volume, Resolve(*volume, "/t")), first + second);
-  EXPECT_NE(Resolve(*volume, "/u"), 0u);
-  ASSERT_TRUE(volume->Close().ok());
-  volume.reset();
-  auto report = CheckImage(image.path());
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
-  EXPECT_EQ(report->problems, std::vector<std::string>{});
 }
 
 }  // namespace

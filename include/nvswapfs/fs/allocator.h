@@ -45,14 +45,8 @@ class UnitAllocator {
   // caller must not make; it returns false and changes nothing.
   bool Free(UnitRun run);
 
-  // The change that freed the pending units is durable: reuse them (the
-  // sealed ones too).
+  // The change that freed the pending units is durable: reuse them.
   void CommitFrees();
-  // For a commit made in two steps: the units pending now go into the commit
-  // being written, and CommitSealed() makes them reusable once it is durable;
-  // units freed in between stay pending for the next commit.
-  void SealPending();
-  void CommitSealed();
 
   uint64_t total_units() const { return total_; }
   uint64_t free_units() const { return free_count_; }  // excludes pending
@@ -81,11 +75,10 @@ class UnitAllocator {
 
   uint64_t total_;
   uint64_t free_count_;
-  uint64_t pending_count_ = 0;  // pending_ and sealed_
+  uint64_t pending_count_ = 0;
   RunMap free_;
   std::set<UnitRun, LargerFirst> free_by_size_;  // the runs of free_, by size
   RunMap pending_;                               // a map, so Free() finds overlaps in O(log n)
-  RunMap sealed_;                                // pending, in a commit being written
 };
 
 }  // namespace nvswapfs::fs

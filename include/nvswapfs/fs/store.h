@@ -106,15 +106,13 @@ class MetadataStore {
 
   // Appends one commit. ENOSPC ("log full") when it does not fit in the
   // log's free space: checkpoint instead. The caller has waited for the
-  // data writes the records point to. An ordered commit never points at
-  // data a power cut can lose: with DataOrder::kFlushFirst the device is
-  // flushed before the write; with kFlushed the caller did that, after the
-  // data reached the device. An unordered one (kUnordered) is tagged with
-  // the boot: it survives the process being killed, but a power cut drops it
-  // until an ordered commit follows (unsealed()). Without a boot tag every
+  // data writes the records point to. With `flush_data_first` the device is
+  // flushed before the write (an ordered commit); without, the commit is
+  // unordered, tagged with the boot: it survives the process being killed,
+  // but a power cut drops it until an ordered commit follows (unsealed()),
+  // and it never points at data a power cut lost. Without a boot tag every
   // commit is ordered. With `flush_after` the commit itself is durable.
-  enum class DataOrder { kUnordered, kFlushFirst, kFlushed };
-  Status Commit(const std::vector<Record>& records, uint64_t next_ino, DataOrder order,
+  Status Commit(const std::vector<Record>& records, uint64_t next_ino, bool flush_data_first,
                 bool flush_after = true);
 
   // The log ends with unordered commits: an ordered commit (or a

@@ -251,14 +251,6 @@ class Volume {
   // a power cut (no flush after it); space it frees stays pending.
   Status CommitLocked(bool durable = true);
   Status CheckpointLocked();
-  // The same with store_mu_ held too.
-  Status CommitStoreLocked(bool durable);
-  Status CheckpointStoreLocked();
-  // The background commit: durable, but its device flushes run without mu_
-  // (released through `lock`), so that writes go on meanwhile.
-  void BackgroundCommitLocked(std::unique_lock<std::mutex>& lock);
-  // The records of the change not yet committed; forgets the change.
-  std::vector<Record> TakeChangeLocked();
   // Forgets the change that just became durable.
   void Committed(bool durable = true);
   void MarkDirty(uint64_t ino);
@@ -373,9 +365,6 @@ class Volume {
 
   std::function<void(uint64_t)> attr_listener_;
   mutable std::mutex mu_;
-  // Held while the metadata store is written (taken after mu_, if with it):
-  // the background commit writes it without mu_.
-  std::mutex store_mu_;
   Metadata meta_;
   UnitAllocator allocator_;
   uint64_t next_ino_ = 0;
