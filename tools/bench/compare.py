@@ -761,6 +761,12 @@ class Compare:
             kinds["huge pages"] = ("--iomem=shmhuge",)
         return kinds
 
+    def fastest_limit_kind(self):
+        """The kind of buffer, and its fio options, for limit runs measured on one kind only
+        (the flushed write, the limit beside nvswapfs): huge pages where reserved, the faster
+        wherever the disk splits transfers from small pages."""
+        return list(self.limit_kinds().items())[-1]
+
     def fio_limit(self, case, path, op, nbytes, extra=(), end_fsync=False):
         """fio as the limit runs it: libaio, O_DIRECT, 1 MiB, queue depth 32."""
         return self.fio(case, path, op, nbytes, "libaio", True, 32, end_fsync=end_fsync,
@@ -775,9 +781,7 @@ class Compare:
         two are measured side by side. Returns (limit, engine), engine None without it."""
         write_out(path, nbytes, f"{label} file")
         kinds = self.limit_kinds()
-        # The flushed write runs on the last kind of buffer (huge pages, where reserved),
-        # the faster for writes wherever the disk splits transfers from small pages.
-        flush_kind, flush_extra = list(kinds.items())[-1]
+        flush_kind, flush_extra = self.fastest_limit_kind()
         out = {kind: {"write": [], "read": []} for kind in kinds}
         flushed = []
         engine_runs = {"write": [], "read": []}
@@ -1124,7 +1128,7 @@ class Compare:
             # measured again right before them, on a file of their own.
             ref = os.path.join(self.dir, "limit-beside.img")
             write_out(ref, self.size, "limit beside file")
-            kind, extra = list(self.limit_kinds().items())[-1]
+            kind, extra = self.fastest_limit_kind()
             say(f"  (the limit, fio on buffers on {kind}, runs again before each nvswapfs "
                 f"phase)")
 
