@@ -111,8 +111,9 @@ print("compare smoke test: every case present, all rates positive")
 PY
 
 # The null target (only when named): nvswapfs-null-fuse mounted beside
-# nvswapfs for the client cases, then unmounted like the rest.
-"$compare" --bin "$bin" --dir "$scratch" --size 32M --only clients,nvswapfs,null \
+# nvswapfs for the client cases, then unmounted like the rest. It keeps no
+# directories, so the metadata cases leave it out and run on nvswapfs.
+"$compare" --bin "$bin" --dir "$scratch" --size 32M --files 200 --only clients,meta,nvswapfs,null \
   --json "$out/null.json" --plot "$out/null.png" || fail "compare.sh --only null exited $?"
 [ ! -e "$scratch" ] || fail "the scratch directory $scratch was left behind (null run)"
 ! pgrep -f "nvswapfs-null-fuse $scratch" >/dev/null || fail "nvswapfs-null-fuse still runs"
@@ -124,6 +125,9 @@ for case, entry in r["clients"].items():
     for op in ("write", "read"):
         rate = entry.get("null", {}).get(op, {}).get("MBps")
         assert isinstance(rate, (int, float)) and rate > 0, f"clients.{case}.null.{op}: {rate!r}"
-print("compare smoke test: the null target ran every client case")
+assert "error" not in r, f"the run reports an error: {r['error']}"
+assert list(r["meta"]) == ["nvswapfs"], list(r["meta"])
+assert any("null is left out" in n for n in r["notes"]), r["notes"]
+print("compare smoke test: the null target ran every client case, and not the metadata ones")
 PY
 echo "compare smoke test: all checks passed"

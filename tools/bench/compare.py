@@ -20,7 +20,7 @@ On one backing storage (the file system that holds --dir), in one run:
               nvswapfs  an nvswapfs image file in --dir, mounted
               local     a plain directory in --dir (the kernel's own file system)
               fuse2fs   an ext4 image file in --dir, mounted with fuse2fs
-              null      (only with --only null) nvswapfs-null-fuse, a FUSE
+              null      (only with --only null; not in meta) nvswapfs-null-fuse, a FUSE
                         file system that keeps nothing (writes dropped,
                         reads zeros) with nvswapfs's connection settings:
                         the ceiling of any FUSE daemon on this machine
@@ -69,6 +69,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -1020,10 +1021,11 @@ class Compare:
     def fuse2fs_image_size(self):
         return 3 * self.size + GIB
 
-    def target_mounts(self):
-        """Mounts the targets; returns ({name: directory}, [mounts], {name: image})."""
+    def target_mounts(self, targets=None):
+        """Mounts the targets (all by default); returns ({name: directory}, [mounts],
+        {name: image})."""
         dirs, mounts, images = {}, [], {}
-        for name in self.args.targets:
+        for name in self.args.targets if targets is None else targets:
             if name == "nvswapfs":
                 image = os.path.join(self.dir, "nvswapfs.img")
                 self.mkfs_nvswapfs(image, self.nvswapfs_image_size(), written=True)
@@ -1165,8 +1167,15 @@ class Compare:
 
     def group_meta(self):
         files = self.args.files
-        say(f"metadata: {files} files in one directory, on {', '.join(self.args.targets)}")
-        dirs, mounts, images = self.target_mounts()
+        # null has a root directory and nothing else to create files in.
+        targets = [t for t in self.args.targets if t != "null"]
+        if len(targets) < len(self.args.targets):
+            self.note("metadata: null is left out; it keeps no directories")
+        if not targets:
+            say("metadata: no target that keeps files; skipped")
+            return
+        say(f"metadata: {files} files in one directory, on {', '.join(targets)}")
+        dirs, mounts, images = self.target_mounts(targets)
         runs = {name: {"create": [], "stat": [], "unlink": []} for name in dirs}
         payload = os.urandom(4 * KIB)
         for rep in range(self.args.repeat):
@@ -1726,6 +1735,11 @@ def main(argv):
         print("compare.py: interrupted; unmounting and removing the scratch files", file=sys.stderr)
         c.results["error"] = "interrupted"
         rc = 130
+    except Exception as e:  # a bug here must not cost the hour measured before it
+        traceback.print_exc()
+        c.print_daemon_logs()
+        c.results["error"] = f"{type(e).__name__}: {e}"
+        rc = 1
     finally:
         c.cleanup()
     if rc and args.json:
