@@ -130,4 +130,21 @@ assert list(r["meta"]) == ["nvswapfs"], list(r["meta"])
 assert any("null is left out" in n for n in r["notes"]), r["notes"]
 print("compare smoke test: the null target ran every client case, and not the metadata ones")
 PY
+# ceiling.sh, beside it in tools/bench: the client on null while fio keeps the
+# disk busy, then fio alone; it must print a positive rate for each and leave
+# no mount, scratch file or huge page behind.
+ceiling=$(dirname "$compare")/ceiling.sh
+cdir=/var/tmp/nvswapfs-ceiling-smoke-$$-$RANDOM
+cout=$("$ceiling" --bin "$bin" --dir "$cdir" --seconds 3 --size 32M ddw "0 200") ||
+  fail "ceiling.sh exited $?: $cout"
+echo "$cout"
+grep -Eq '^  no fio beside +null ddw +[1-9][0-9]* MB/s' <<<"$cout" || fail "no rate alone"
+grep -Eq '^  fio write 200 MB/s asked, [1-9][0-9]* got +null ddw +[1-9][0-9]* MB/s' <<<"$cout" ||
+  fail "no rate beside fio"
+grep -Eq '^  fio write alone: [1-9][0-9]* MB/s' <<<"$cout" || fail "no rate for fio alone"
+[ ! -e "$cdir" ] || fail "ceiling.sh left $cdir behind"
+! grep -q " $cdir/" /proc/mounts || fail "ceiling.sh left a mount under $cdir"
+[ "$(cat /proc/sys/vm/nr_hugepages)" = "$hugepages" ] || fail "ceiling.sh left vm.nr_hugepages changed"
+if "$ceiling" --bin "$bin" --dir "$cdir" ddx "0" 2>"$out/err"; then fail "ceiling.sh took case ddx"; fi
+grep -q "unknown case 'ddx'" "$out/err" || fail "no clear message for an unknown case"
 echo "compare smoke test: all checks passed"
