@@ -130,21 +130,39 @@ assert list(r["meta"]) == ["nvswapfs"], list(r["meta"])
 assert any("null is left out" in n for n in r["notes"]), r["notes"]
 print("compare smoke test: the null target ran every client case, and not the metadata ones")
 PY
-# ceiling.sh, beside it in tools/bench: the client on null while fio keeps the
-# disk busy, then fio alone; it must print a positive rate for each and leave
-# no mount, scratch file or huge page behind.
-ceiling=$(dirname "$compare")/ceiling.sh
-cdir=/var/tmp/nvswapfs-ceiling-smoke-$$-$RANDOM
-cout=$("$ceiling" --bin "$bin" --dir "$cdir" --seconds 3 --size 32M ddw "0 200") ||
-  fail "ceiling.sh exited $?: $cout"
-echo "$cout"
-grep -Eq '^  no fio beside +null ddw +[1-9][0-9]* MB/s' <<<"$cout" || fail "no rate alone"
-grep -Eq '^  fio write 200 MB/s asked, [1-9][0-9]* got +null ddw +[1-9][0-9]* MB/s' <<<"$cout" ||
-  fail "no rate beside fio"
-grep -Eq '^  fio write alone: [1-9][0-9]* MB/s' <<<"$cout" || fail "no rate for fio alone"
-[ ! -e "$cdir" ] || fail "ceiling.sh left $cdir behind"
-! grep -q " $cdir/" /proc/mounts || fail "ceiling.sh left a mount under $cdir"
-[ "$(cat /proc/sys/vm/nr_hugepages)" = "$hugepages" ] || fail "ceiling.sh left vm.nr_hugepages changed"
-if "$ceiling" --bin "$bin" --dir "$cdir" ddx "0" 2>"$out/err"; then fail "ceiling.sh took case ddx"; fi
-grep -q "unknown case 'ddx'" "$out/err" || fail "no clear message for an unknown case"
+# The ceiling group (only when named): the client on null, alone and with fio
+# beside it, then on local and fio alone; a positive rate for each, and no
+# mount, scratch file or huge page left behind.
+"$compare" --bin "$bin" --dir "$scratch" --size 32M --only ceiling --ceiling-seconds 3 \
+  --ceiling-rates 200 --ceiling dd_direct:write,dd_fsync:read \
+  --json "$out/ceiling.json" --plot "$out/ceiling.png" >"$out/ceiling.txt" ||
+  fail "compare.sh --only ceiling exited $?: $(tail -20 "$out/ceiling.txt")"
+[ ! -e "$scratch" ] || fail "the scratch directory $scratch was left behind (ceiling run)"
+! grep -q " $scratch/" /proc/mounts || fail "the ceiling run left a mount under $scratch"
+[ "$(cat /proc/sys/vm/nr_hugepages)" = "$hugepages" ] ||
+  fail "the ceiling run left vm.nr_hugepages changed"
+grep -q "^| dd bs=1M oflag=direct (write) | 200 | 200 |" "$out/ceiling.txt" ||
+  fail "no row for the write beside fio at 200 MB/s: $(cat "$out/ceiling.txt")"
+/usr/bin/python3 - "$out/ceiling.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert "error" not in r, f"the run reports an error: {r['error']}"
+assert r["groups"] == ["ceiling"], r["groups"]
+got = [(c["case"], c["op"]) for c in r["ceiling"]]
+assert got == [("dd_direct", "write"), ("dd_fsync", "read")], got
+for c in r["ceiling"]:
+    where = f"{c['case']} {c['op']}"
+    windows = [c["alone_first"], c["alone_last"]] + c["beside"]
+    assert [w["asked"] for w in c["beside"]] == [200], c["beside"]
+    assert c["beside"][0]["fio_MBps"] > 0, where
+    for w in windows:
+        assert w["MBps"] > 0 and len(w["runs_MBps"]) >= 1, (where, w)
+    assert c["local"]["MBps"] > 0 and c["fio_alone_MBps"] > 0, where
+print("compare smoke test: the ceiling group measured null alone, beside fio, local and fio")
+PY
+if msg=$("$compare" --bin "$bin" --dir "$scratch" --only ceiling --ceiling dd_direct:wrte 2>&1); then
+  fail "compare.sh took --ceiling dd_direct:wrte"
+fi
+grep -q "'dd_direct:wrte' is not CASE:write or CASE:read" <<<"$msg" ||
+  fail "no clear message for a bad --ceiling case: $msg"
 echo "compare smoke test: all checks passed"

@@ -31,6 +31,13 @@ On one backing storage (the file system that holds --dir), in one run:
             read back through the mount
   cold      the time `nvswapfs IMAGE MOUNTPOINT` takes to return on a volume
             holding --cold-files files, with a cold page cache
+  ceiling   (only with --only ceiling) the most any FUSE daemon that keeps its
+            data could reach here: a client case (--ceiling) runs again and
+            again on nvswapfs-null-fuse while fio (as the limit, on huge pages,
+            capped at each of --ceiling-rates) keeps the storage busy beside it
+            on a file of its own, as such a daemon would; then the client on
+            the local directory and fio alone, as references. A daemon cannot
+            go faster than a rate both sides reach at the same time
 
 Every image file whose speed is measured (the limit's, nvswapfs's, fuse2fs's) is
 written out whole before its volume is made, as a device would be: the first write
@@ -77,7 +84,8 @@ GIB = 1 << 30
 MB = 1e6  # every rate printed is in MB/s = 10^6 bytes per second
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GROUPS = ["limit", "engine", "clients", "shm", "meta", "rss", "cold"]
+GROUPS = ["limit", "engine", "clients", "shm", "meta", "rss", "cold", "ceiling"]
+DEFAULT_GROUPS = GROUPS[:-1]  # the ceiling only when named
 TARGETS = ["nvswapfs", "local", "fuse2fs", "null"]
 DEFAULT_TARGETS = ["nvswapfs", "local", "fuse2fs"]  # null only when named
 SHM_CAP = 2 * GIB       # the memory-backed cases move at most this much
@@ -86,6 +94,9 @@ COLD_MOUNTS = 3         # cold mounts timed; the median is reported
 PER_DIR = 1000          # files per directory of the cold-mount volume
 NVSWAPFS_READ_AHEAD_KB = 16 * 1024  # nvswapfs's read_ahead=16M, given to the null mount too
 FLUSHED_WRITES = ("dd_fsync", "cp", "fio_psync", "python")  # client writes ending in a flush
+CASE_KEYS = ("dd_fsync", "dd_direct", "cp", "fio_psync", "fio_libaio", "python")  # client_cases()
+CEILING_CASES = "dd_direct:write,dd_direct:read,python:write"
+CEILING_RATES = "1000,2000,3000,max"
 
 
 class Failure(Exception):
@@ -424,8 +435,8 @@ class Compare:
         programs = ["fio", "dd", "cp", "sync", "cmp", "fusermount3", "df"]
         if "fuse2fs" in self.args.targets and {"clients", "meta"} & groups:
             programs += ["fuse2fs", "mkfs.ext4"]
-        if "null" in self.args.targets and not os.access(self.tool("nvswapfs-null-fuse"),
-                                                         os.X_OK):
+        if ("null" in self.args.targets or "ceiling" in groups) and \
+                not os.access(self.tool("nvswapfs-null-fuse"), os.X_OK):
             raise Failure(f"set-up: nvswapfs-null-fuse not found in {self.bin}")
         gone = [p for p in programs if shutil.which(p) is None]
         if gone:
@@ -544,6 +555,8 @@ class Compare:
             need = max(need, self.size)
         if "rss" in groups:
             need = max(need, self.args.rss_size)
+        if "ceiling" in groups:
+            need = max(need, 2 * self.size)  # fio's file beside, the local reference
         need += GIB
         if free < need:
             raise Failure(f"set-up: {self.dir} has {human(free)} free, this run needs about "
@@ -573,7 +586,7 @@ class Compare:
             self.dd_source = "/dev/zero"
             self.cp_out = "/dev/null"
             where = "the storage under test (too big for /dev/shm)"
-        need_source = "clients" in self.args.groups or "shm" in self.args.groups
+        need_source = bool({"clients", "shm", "ceiling"} & set(self.args.groups))
         if not need_source:
             return
         say(f"generating the source file ({human(self.size)} of random bytes) in {where} ...")
@@ -602,18 +615,34 @@ class Compare:
             self.note(f"cannot drop the page cache ({e.strerror}): reads may come from memory, "
                       f"run as root")
             return
-        if self.args.prefault:
-            # Touched, then let go: the kernel hands these warm pages out
-            # first, before the host has taken them back. Enough for the
-            # page cache of a whole file and, for cp out, its copy in tmpfs.
-            n = min(2 * self.size + 512 * MIB, meminfo_kib("MemAvailable") * KIB // 2)
-            n -= n % MIB
-            m = mmap.mmap(-1, n)
-            zeros = bytes(64 * MIB)
-            for at in range(0, n, len(zeros)):
-                k = min(len(zeros), n - at)
-                m[at:at + k] = zeros[:k]
-            m.close()
+        self.prefault()
+
+    def prefault(self):
+        if not self.args.prefault:
+            return
+        # Touched, then let go: the kernel hands these warm pages out
+        # first, before the host has taken them back. Enough for the
+        # page cache of a whole file and, for cp out, its copy in tmpfs.
+        n = min(2 * self.size + 512 * MIB, meminfo_kib("MemAvailable") * KIB // 2)
+        n -= n % MIB
+        m = mmap.mmap(-1, n)
+        zeros = bytes(64 * MIB)
+        for at in range(0, n, len(zeros)):
+            k = min(len(zeros), n - at)
+            m[at:at + k] = zeros[:k]
+        m.close()
+
+    def evict(self, path):
+        """The page cache of one file dropped (it must hold nothing unwritten), and with
+        --prefault as much memory touched as after drop_caches. The rest of the cache stays:
+        the client's own program and libraries are not read back from a busy disk."""
+        if os.path.exists(path):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        self.prefault()
 
     # ---------------------------------------------------------- mounts
 
@@ -1325,6 +1354,131 @@ class Compare:
         out["mount_ms"] = median(ms)
         self.results["cold"] = out
 
+    def fio_beside(self, path, op, rate, seconds, output):
+        """Starts fio as the limit runs it (libaio, O_DIRECT, 1 MiB, QD32, on huge pages where
+        reserved), going round `path` for `seconds`, capped at `rate` MB/s (None: uncapped);
+        returns the process. Its JSON goes to `output`."""
+        _, extra = self.fastest_limit_kind()
+        cmd = ["fio", "--name=beside", f"--filename={path}", f"--rw={op}", "--bs=1M",
+               f"--size={self.size}", "--ioengine=libaio", "--direct=1", "--iodepth=32",
+               "--fallocate=none", "--time_based", f"--runtime={seconds}",
+               "--output-format=json", f"--output={output}", *extra]
+        if rate is not None:
+            cmd.append(f"--rate={rate * 1000000}")
+        try:
+            return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True)
+        except OSError as e:
+            raise Failure(f"ceiling: cannot run `{cmdline(cmd)}`: {e}")
+
+    def fio_beside_result(self, proc, op, output, case):
+        _, err = proc.communicate(timeout=command_timeout(self.size))
+        if proc.returncode != 0:
+            raise Failure(f"{case}: fio exited {proc.returncode}: {err.strip()[-1000:]}")
+        with open(output) as f:
+            job = fio_json(f.read(), case)["jobs"][0]
+        if job.get("error"):
+            raise Failure(f"{case}: fio reports error {job['error']}")
+        return job[op]["bw_bytes"] / MB
+
+    def ceiling_case(self, key, op, null_dir, local_dir, fio_file):
+        """One client case and direction on null, alone and beside fio at each rate, then
+        on the local directory and fio alone."""
+        label, write, read = None, None, None
+        for k, wlabel, rlabel, w, r, *_ in self.client_cases():
+            if k == key:
+                label, write, read = (wlabel if op == "write" else rlabel), w, r
+        client = write if op == "write" else read
+        n, seconds = self.size, self.args.ceiling_seconds
+        output = os.path.join(self.dir, "ceiling-fio.json")
+        say(f"ceiling: {label} ({key} {op}) on null, fio {op} beside it, {seconds} s per rate")
+
+        def one(directory, case):
+            path = os.path.join(directory, "ceiling.dat")
+            if op == "read" and not os.path.exists(path):
+                write(f"{case} (the file to read)", path, n)
+            if directory == null_dir:
+                self.evict(path)  # null keeps nothing to write back
+            else:
+                self.drop_caches()
+            return client(case, path, n)["MBps"]
+
+        def window(rate):
+            """The client's runs inside one window of fio beside it (rate None: alone)."""
+            proc = None
+            if rate is not None:
+                proc = self.fio_beside(fio_file, op, None if rate == "max" else rate,
+                                       seconds, output)
+                time.sleep(1)  # fio up to speed first
+            case = f"ceiling {key} {op} on null" + (f", fio at {rate}" if rate else "")
+            runs = []
+            end = time.monotonic() + seconds - 2
+            try:
+                while True:
+                    x = one(null_dir, case)
+                    # a run that ended after fio did was not measured beside it
+                    if proc is not None and proc.poll() is not None:
+                        break
+                    runs.append(x)
+                    if time.monotonic() >= end:
+                        break
+            except BaseException:
+                if proc is not None:
+                    proc.kill()
+                    proc.wait()
+                raise
+            got = self.fio_beside_result(proc, op, output, case) if proc else None
+            if not runs:
+                raise Failure(f"{case}: no client run finished inside fio's {seconds} s "
+                              f"(raise --ceiling-seconds)")
+            w = {"asked": rate, "fio_MBps": got, "MBps": statistics.mean(runs), "runs_MBps": runs}
+            beside = "alone" if rate is None else f"fio asked {rate}, got {fmt_rate(got)}"
+            say(f"  null      {beside:32} {fmt_rate(w['MBps']):>7} MB/s ({len(runs)} runs)")
+            return w
+
+        out = {"label": label, "case": key, "op": op, "seconds": seconds}
+        out["alone_first"] = window(None)
+        out["beside"] = [window(rate) for rate in self.args.ceiling_rates]
+        out["alone_last"] = window(None)
+        path = os.path.join(null_dir, "ceiling.dat")
+        if os.path.exists(path):
+            os.unlink(path)
+        local = [one(local_dir, f"ceiling {key} {op} on local")
+                 for _ in range(self.args.repeat)]
+        os.unlink(os.path.join(local_dir, "ceiling.dat"))
+        out["local"] = {"MBps": median(local), "runs_MBps": local}
+        say(f"  local     {'alone':32} {fmt_rate(out['local']['MBps']):>7} MB/s "
+            f"({len(local)} runs, median)")
+        self.drop_caches()
+        proc = self.fio_beside(fio_file, op, None, seconds, output)
+        out["fio_alone_MBps"] = self.fio_beside_result(proc, op, output,
+                                                       f"ceiling fio {op} alone")
+        os.unlink(output)
+        say(f"  fio alone {'':32} {fmt_rate(out['fio_alone_MBps']):>7} MB/s")
+        # What a daemon that keeps the data could reach: the most both sides did at once.
+        out["ceiling_MBps"] = max(min(w["MBps"], w["fio_MBps"]) for w in out["beside"])
+        say(f"  the ceiling (both at once, at most) {fmt_rate(out['ceiling_MBps']):>11} MB/s: "
+            f"{fmt_ratio(ratio(out['ceiling_MBps'], out['fio_alone_MBps']))}× fio alone, "
+            f"{fmt_ratio(ratio(out['ceiling_MBps'], out['local']['MBps']))}× local")
+        return out
+
+    def group_ceiling(self):
+        say(f"ceiling: client cases on nvswapfs-null-fuse while fio keeps {self.dir} busy, "
+            f"{human(self.size)} per file")
+        if not self.limit_hugepages:
+            self.note("ceiling: fio beside runs on its own buffers (no huge pages)")
+        dirs, mounts, _ = self.target_mounts(["null"])
+        fio_file = os.path.join(self.dir, "ceiling-fio.img")
+        write_out(fio_file, self.size, "ceiling: fio's file")
+        try:
+            self.results["ceiling"] = [
+                self.ceiling_case(key, op, dirs["null"], os.path.join(self.dir, "local"),
+                                  fio_file) for key, op in self.args.ceiling]
+        finally:
+            os.unlink(fio_file)
+        for m in mounts:
+            self.unmount(m)
+
     # ---------------------------------------------------------- report
 
     @staticmethod
@@ -1494,6 +1648,40 @@ class Compare:
                     say(f"| volume open in process (nvswapfs-scale-bench, warm) | "
                         f"{x['volume_open_in_process_ms']:.0f} ms |")
             say("")
+        if "ceiling" in r:
+            say("### the ceiling while the storage works: the client on nvswapfs-null-fuse "
+                "with fio (libaio direct QD32, capped) beside it on the same storage, MB/s "
+                "(means of the client's runs inside fio's window)")
+            say("")
+            say("| case | fio beside: asked | fio got | null | both at once | ÷fio alone | "
+                "÷local |")
+            say("|---|---:|---:|---:|---:|---:|---:|")
+            for c in r["ceiling"]:
+                name = f"{c['label']} ({c['op']})" if c["op"] not in c["label"] else c["label"]
+                fa, lo = c["fio_alone_MBps"], c["local"]["MBps"]
+                windows = ([("none (first)", c["alone_first"])] +
+                           [(str(w["asked"]), w) for w in c["beside"]] +
+                           [("none (last)", c["alone_last"])])
+                for asked, w in windows:
+                    both = min(w["MBps"], w["fio_MBps"]) if w["fio_MBps"] else None
+                    say(f"| {name} | {asked} | {fmt_rate(w['fio_MBps'])} | "
+                        f"{fmt_rate(w['MBps'])} | {fmt_rate(both)} | "
+                        f"{fmt_ratio(ratio(both, fa))} | {fmt_ratio(ratio(both, lo))} |")
+                say(f"| {name} | fio alone | {fmt_rate(fa)} | | | | |")
+                say(f"| {name} | the client on local, alone | | | {fmt_rate(lo)} | "
+                    f"{fmt_ratio(ratio(lo, fa))} | |")
+                ce = c["ceiling_MBps"]
+                say(f"| {name} | **the ceiling**: the most both did at once | | | "
+                    f"**{fmt_rate(ce)}** | {fmt_ratio(ratio(ce, fa))} | "
+                    f"{fmt_ratio(ratio(ce, lo))} |")
+            say("")
+            say("A daemon that keeps the data moves every byte through the FUSE transport and "
+                "through the storage at once, on the same CPUs; it can go no faster than both "
+                "sides reach at the same time. Before each of the client's runs on null, its "
+                "file's page cache is dropped"
+                + (" and memory touched (--prefault)" if self.args.prefault else "")
+                + "; on local, the whole page cache.")
+            say("")
         for n in self.notes:
             say(f"note: {n}")
 
@@ -1602,14 +1790,15 @@ class Compare:
         self.make_dirs()
         if self.args.halt_poll is not None:
             self.set_halt_poll(self.args.halt_poll)
-        if "limit" in self.args.groups or "shm" in self.args.groups:
+        if {"limit", "shm", "ceiling"} & set(self.args.groups):
             self.reserve_hugepages()
         self.describe_machine()
         self.check_space()
         self.make_source()
         steps = [("limit", self.group_limit), ("engine", self.group_engine),
                  ("clients", self.group_clients), ("shm", self.group_shm),
-                 ("meta", self.group_meta), ("rss", self.group_rss), ("cold", self.group_cold)]
+                 ("meta", self.group_meta), ("rss", self.group_rss), ("cold", self.group_cold),
+                 ("ceiling", self.group_ceiling)]
         took = self.results["group_seconds"] = {}
         for name, step in steps:
             if name == "engine" and "engine" in self.results:
@@ -1636,6 +1825,31 @@ def summarize(runs):
     for key in ("seconds", "wall_seconds"):
         if runs and key in runs[0]:
             out[key] = [x[key] for x in runs]
+    return out
+
+
+def ceiling_cases(p, text):
+    out = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        key, _, op = item.partition(":")
+        if key not in CASE_KEYS or op not in ("write", "read"):
+            p.error(f"--ceiling: {item!r} is not CASE:write or CASE:read (cases: "
+                    f"{', '.join(CASE_KEYS)})")
+        out.append((key, op))
+    if not out:
+        p.error("--ceiling: no case")
+    return out
+
+
+def ceiling_rates(p, text):
+    out = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        if item == "max":
+            out.append(item)
+        elif item.isdigit() and int(item) > 0:
+            out.append(int(item))
+        else:
+            p.error(f"--ceiling-rates: {item!r} is not a rate in MB/s or max")
     return out
 
 
@@ -1672,6 +1886,14 @@ def parse_args(argv):
     p.add_argument("--options", default="", metavar="OPTS",
                    help="more -o options for every nvswapfs mount, such as "
                         "queue_depth=64,sync_writes")
+    p.add_argument("--ceiling", default=CEILING_CASES, metavar="CASE:OP,...",
+                   help=f"client cases the ceiling group runs on null, each write or read "
+                        f"(cases: {', '.join(CASE_KEYS)}) [%(default)s]")
+    p.add_argument("--ceiling-rates", default=CEILING_RATES, metavar="MBPS,...",
+                   help="the rates fio beside the client is capped at, in MB/s, or max "
+                        "(uncapped); the client also runs alone before and after [%(default)s]")
+    p.add_argument("--ceiling-seconds", type=int, default=15, metavar="S",
+                   help="seconds fio runs beside the client at each rate [%(default)s]")
     p.add_argument("--only", default="", help="comma-separated groups and/or targets to run")
     p.add_argument("--skip", default="", help="comma-separated groups and/or targets to leave out")
     p.add_argument("--json", default=None, help="write all raw results to this file")
@@ -1693,7 +1915,8 @@ def parse_args(argv):
         return items
 
     only, skip = names(a.only, "--only"), names(a.skip, "--skip")
-    a.groups = [g for g in GROUPS if g not in skip and (g in only or not set(only) & set(GROUPS))]
+    a.groups = [g for g in GROUPS if g not in skip and (
+        g in only or (not set(only) & set(GROUPS) and g in DEFAULT_GROUPS))]
     a.targets = [t for t in TARGETS if t not in skip and (
         t in only or (not set(only) & set(TARGETS) and t in DEFAULT_TARGETS))]
     if not a.groups:
@@ -1701,6 +1924,10 @@ def parse_args(argv):
     if any(o.strip().startswith("log=") for o in a.options.split(",")):
         p.error("--options: log= is the benchmark's own: it keeps each mount's log to show "
                 "when the mount fails")
+    a.ceiling = ceiling_cases(p, a.ceiling)
+    a.ceiling_rates = ceiling_rates(p, a.ceiling_rates)
+    if a.ceiling_seconds < 3:
+        p.error(f"--ceiling-seconds: at least 3, not {a.ceiling_seconds}")
     if a.halt_poll is not None and a.halt_poll < 0:
         p.error(f"--halt-poll: not a time in ns: {a.halt_poll}")
     if not a.targets and {"clients", "meta"} & set(a.groups):
