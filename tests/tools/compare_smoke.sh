@@ -132,8 +132,9 @@ print("compare smoke test: the null target ran every client case, and not the me
 PY
 # The ceiling group (only when named): the client on null, alone and with fio
 # beside it, then on local and fio alone; a positive rate for each, and no
-# mount, scratch file or huge page left behind.
-"$compare" --bin "$bin" --dir "$scratch" --size 32M --only ceiling --ceiling-seconds 3 \
+# mount, scratch file or huge page left behind. With --prefault, memory is
+# touched before each read on null (none before a write).
+"$compare" --bin "$bin" --dir "$scratch" --size 32M --only ceiling --ceiling-seconds 6 --prefault \
   --ceiling-rates 200 --ceiling dd_direct:write,dd_fsync:read \
   --json "$out/ceiling.json" --plot "$out/ceiling.png" >"$out/ceiling.txt" ||
   fail "compare.sh --only ceiling exited $?: $(tail -20 "$out/ceiling.txt")"
@@ -158,6 +159,10 @@ for c in r["ceiling"]:
     for w in windows:
         assert w["MBps"] > 0 and len(w["runs_MBps"]) >= 1, (where, w)
     assert c["local"]["MBps"] > 0 and c["fio_alone_MBps"] > 0, where
+    runs = c["fio_alone_runs_MBps"]  # before and after
+    assert len(runs) == 2 and min(runs) > 0 and c["fio_alone_MBps"] == max(runs), (where, runs)
+    both = [min(w["MBps"], w["fio_MBps"]) for w in c["beside"]]
+    assert c["ceiling_MBps"] == max(both), (where, c["ceiling_MBps"], both)
 print("compare smoke test: the ceiling group measured null alone, beside fio, local and fio")
 PY
 if msg=$("$compare" --bin "$bin" --dir "$scratch" --only ceiling --ceiling dd_direct:wrte 2>&1); then
