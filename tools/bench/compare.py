@@ -503,7 +503,11 @@ class Compare:
             f"{self.args.files}, rss-size {human(self.args.rss_size)}, cold-files "
             f"{self.args.cold_files}, repeat {self.args.repeat}"
             f"{', prefault' if self.args.prefault else ''}")
-        say(f"groups: {', '.join(self.args.groups)}; targets: {', '.join(self.args.targets)}")
+        targets = ", ".join(self.args.targets)
+        if not {"clients", "meta"} & set(self.args.groups):
+            targets = "none" + ("; the ceiling group runs on null and the local directory"
+                                if "ceiling" in self.args.groups else "")
+        say(f"groups: {', '.join(self.args.groups)}; targets: {targets}")
         if self.args.options:
             say(f"nvswapfs mounted with -o {self.args.options}")
         say("")
@@ -1873,7 +1877,8 @@ def parse_args(argv):
         prog="compare.py",
         description="Compares nvswapfs with the storage's limit (fio), its own engine, the "
                     "kernel's file system and fuse2fs on the same storage.",
-        epilog=f"groups: {', '.join(GROUPS)}; targets: {', '.join(TARGETS)}. "
+        epilog=f"groups: {', '.join(GROUPS)} (ceiling only when named); targets: "
+               f"{', '.join(TARGETS)} (null only when named). "
                "--only and --skip take a comma-separated mix of both, "
                "e.g. --skip fuse2fs,rss,cold.")
     p.add_argument("--bin", default=os.path.join(REPO, "build", "bin"),
