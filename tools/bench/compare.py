@@ -37,7 +37,8 @@ On one backing storage (the file system that holds --dir), in one run:
             capped at each of --ceiling-rates) keeps the storage busy beside it
             on a file of its own, as such a daemon would. A daemon cannot go
             faster than a rate both sides reach at the same time. References:
-            fio alone before and after, and the client on the local directory
+            fio alone before and after, the client on the local directory, and
+            on nvswapfs (unless --skip nvswapfs), divided by the ceiling
 
 Every image file whose speed is measured (the limit's, nvswapfs's, fuse2fs's) is
 written out whole before its volume is made, as a device would be: the first write
@@ -423,7 +424,7 @@ class Compare:
         if "engine" in self.args.groups or "shm" in self.args.groups:
             needed.add("nvswapfs-bench")
         groups = set(self.args.groups)
-        if ("nvswapfs" in self.args.targets and {"clients", "meta"} & groups) or \
+        if ("nvswapfs" in self.args.targets and {"clients", "meta", "ceiling"} & groups) or \
                 {"shm", "rss", "cold"} & groups:
             needed |= {"nvswapfs", "mkfs.nvswapfs", "fsck.nvswapfs"}
         if "cold" in self.args.groups:
@@ -505,7 +506,8 @@ class Compare:
             f"{', prefault' if self.args.prefault else ''}")
         targets = ", ".join(self.args.targets)
         if not {"clients", "meta"} & set(self.args.groups):
-            targets = "none" + ("; the ceiling group runs on null and the local directory"
+            targets = "none" + ("; the ceiling group runs on null, the local directory"
+                                + (" and nvswapfs" if "nvswapfs" in self.args.targets else "")
                                 if "ceiling" in self.args.groups else "")
         say(f"groups: {', '.join(self.args.groups)}; targets: {targets}")
         if self.args.options:
@@ -560,7 +562,9 @@ class Compare:
         if "rss" in groups:
             need = max(need, self.args.rss_size)
         if "ceiling" in groups:
-            need = max(need, 2 * self.size)  # fio's file beside, the local reference
+            # fio's file beside, the local reference, and nvswapfs's image
+            need = max(need, 2 * self.size + (self.nvswapfs_image_size()
+                                              if "nvswapfs" in self.args.targets else 0))
         need += GIB
         if free < need:
             raise Failure(f"set-up: {self.dir} has {human(free)} free, this run needs about "
@@ -1388,9 +1392,10 @@ class Compare:
             raise Failure(f"{case}: fio reports error {job['error']}")
         return job[op]["bw_bytes"] / MB
 
-    def ceiling_case(self, key, op, null_dir, local_dir, fio_file):
+    def ceiling_case(self, key, op, null_dir, local_dir, fio_file, nvswapfs_dir=None):
         """One client case and direction: fio alone, the client on null alone and beside fio
-        at each rate, on the local directory, and fio alone again."""
+        at each rate, on the local directory and on nvswapfs (when mounted), and fio alone
+        again."""
         label, write, read, direct = None, None, None, False
         for k, wlabel, rlabel, w, r, d, _ in self.client_cases():
             if k == key:
@@ -1462,12 +1467,16 @@ class Compare:
         path = os.path.join(null_dir, "ceiling.dat")
         if os.path.exists(path):
             os.unlink(path)
-        local = [one(local_dir, f"ceiling {key} {op} on local")
-                 for _ in range(self.args.repeat)]
-        os.unlink(os.path.join(local_dir, "ceiling.dat"))
-        out["local"] = {"MBps": median(local), "runs_MBps": local}
-        say(f"  local     {'alone':32} {fmt_rate(out['local']['MBps']):>7} MB/s "
-            f"({len(local)} runs, median)")
+        # The references that drive the disk themselves, so nothing runs beside them.
+        for name, directory in (("local", local_dir), ("nvswapfs", nvswapfs_dir)):
+            if directory is None:
+                continue
+            runs = [one(directory, f"ceiling {key} {op} on {name}")
+                    for _ in range(self.args.repeat)]
+            os.unlink(os.path.join(directory, "ceiling.dat"))
+            out[name] = {"MBps": median(runs), "runs_MBps": runs}
+            say(f"  {name:9} {'alone':32} {fmt_rate(out[name]['MBps']):>7} MB/s "
+                f"({len(runs)} runs, median)")
         # The storage's speed swings within minutes: the faster of fio's runs alone counts.
         out["fio_alone_runs_MBps"] = [fio_first, fio_alone()]
         out["fio_alone_MBps"] = max(out["fio_alone_runs_MBps"])
@@ -1477,6 +1486,9 @@ class Compare:
             f"{fmt_ratio(ratio(out['ceiling_MBps'], out['fio_alone_MBps']))}× fio alone "
             f"(the faster), "
             f"{fmt_ratio(ratio(out['ceiling_MBps'], out['local']['MBps']))}× local")
+        if "nvswapfs" in out:
+            say(f"  nvswapfs at {fmt_ratio(ratio(out['nvswapfs']['MBps'], out['ceiling_MBps']))}"
+                f"× the ceiling")
         return out
 
     def group_ceiling(self):
@@ -1484,17 +1496,19 @@ class Compare:
             f"{human(self.size)} per file")
         if not self.limit_hugepages:
             self.note("ceiling: fio beside runs on its own buffers (no huge pages)")
-        dirs, mounts, _ = self.target_mounts(["null"])
+        # nvswapfs too, unless left out: its figure in the same minutes, ÷ the ceiling
+        dirs, mounts, images = self.target_mounts(
+            ["null"] + (["nvswapfs"] if "nvswapfs" in self.args.targets else []))
         fio_file = os.path.join(self.dir, "ceiling-fio.img")
         write_out(fio_file, self.size, "ceiling: fio's file")
         try:
             self.results["ceiling"] = [
                 self.ceiling_case(key, op, dirs["null"], os.path.join(self.dir, "local"),
-                                  fio_file) for key, op in self.args.ceiling]
+                                  fio_file, dirs.get("nvswapfs"))
+                for key, op in self.args.ceiling]
         finally:
             os.unlink(fio_file)
-        for m in mounts:
-            self.unmount(m)
+        self.release_targets(mounts, images, "the ceiling cases")
 
     # ---------------------------------------------------------- report
 
@@ -1693,6 +1707,11 @@ class Compare:
                 say(f"| {name} | **the ceiling**: the most both did at once | | | "
                     f"**{fmt_rate(ce)}** | {fmt_ratio(ratio(ce, fa))} | "
                     f"{fmt_ratio(ratio(ce, lo))} |")
+                if "nvswapfs" in c:
+                    nv = c["nvswapfs"]["MBps"]
+                    say(f"| {name} | nvswapfs, alone: {fmt_ratio(ratio(nv, ce))}× the ceiling | "
+                        f"| | {fmt_rate(nv)} | {fmt_ratio(ratio(nv, fa))} | "
+                        f"{fmt_ratio(ratio(nv, lo))} |")
             say("")
             say("A daemon that keeps the data moves every byte through the FUSE transport and "
                 "through the storage at once, on the same CPUs; it can go no faster than both "
