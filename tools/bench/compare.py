@@ -236,14 +236,18 @@ def proc_status_kib(pid, field):
     raise Failure(f"no {field} in /proc/{pid}/status")
 
 
-def fio_json(text, case):
+def fio_job(text, case):
+    """The one job of fio's JSON output; an error fio reports for it raises Failure."""
     start = text.find("{")
     if start < 0:
         raise Failure(f"{case}: fio printed no JSON:\n{text[-2000:]}")
     try:
-        return json.loads(text[start:])
-    except ValueError as e:
+        job = json.loads(text[start:])["jobs"][0]
+    except (ValueError, KeyError, IndexError) as e:
         raise Failure(f"{case}: cannot parse fio's JSON: {e}")
+    if job.get("error"):
+        raise Failure(f"{case}: fio reports error {job['error']}")
+    return job
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -504,11 +508,14 @@ class Compare:
             f"{self.args.files}, rss-size {human(self.args.rss_size)}, cold-files "
             f"{self.args.cold_files}, repeat {self.args.repeat}"
             f"{', prefault' if self.args.prefault else ''}")
-        targets = ", ".join(self.args.targets)
-        if not {"clients", "meta"} & set(self.args.groups):
-            targets = "none" + ("; the ceiling group runs on null, the local directory"
-                                + (" and nvswapfs" if "nvswapfs" in self.args.targets else "")
-                                if "ceiling" in self.args.groups else "")
+        groups = set(self.args.groups)
+        if {"clients", "meta"} & groups:
+            targets = ", ".join(self.args.targets)
+        elif "ceiling" in groups:
+            targets = "none; the ceiling group runs on null, the local directory" + \
+                (" and nvswapfs" if "nvswapfs" in self.args.targets else "")
+        else:
+            targets = "none"
         say(f"groups: {', '.join(self.args.groups)}; targets: {targets}")
         if self.args.options:
             say(f"nvswapfs mounted with -o {self.args.options}")
@@ -775,17 +782,20 @@ class Compare:
 
     # ---------------------------------------------------------- fio
 
+    @staticmethod
+    def fio_cmd(path, rw, nbytes, engine, direct, iodepth, extra=()):
+        """fio's command line for one sequential 1 MiB job on `path`, JSON out."""
+        return ["fio", "--name=compare", f"--filename={path}", f"--rw={rw}", "--bs=1M",
+                f"--size={nbytes}", f"--ioengine={engine}", f"--direct={1 if direct else 0}",
+                f"--iodepth={iodepth}", "--fallocate=none", "--output-format=json", *extra]
+
     def fio(self, case, path, rw, nbytes, engine, direct, iodepth, end_fsync=False, extra=()):
         """One fio job; returns MB/s from fio's own byte count and run time."""
-        cmd = ["fio", "--name=compare", f"--filename={path}", f"--rw={rw}", "--bs=1M",
-               f"--size={nbytes}", f"--ioengine={engine}", f"--direct={1 if direct else 0}",
-               f"--iodepth={iodepth}", "--fallocate=none", "--output-format=json", *extra]
+        cmd = self.fio_cmd(path, rw, nbytes, engine, direct, iodepth, extra)
         if end_fsync:
             cmd.append("--end_fsync=1")
         wall, p = timed(cmd, case, nbytes)
-        job = fio_json(p.stdout, case)["jobs"][0]
-        if job.get("error"):
-            raise Failure(f"{case}: fio reports error {job['error']}")
+        job = fio_job(p.stdout, case)
         side = job["write" if rw == "write" else "read"]
         moved, ms = side["io_bytes"], side["runtime"]
         if moved != nbytes:
@@ -1370,10 +1380,8 @@ class Compare:
         reserved), going round `path` for `seconds`, capped at `rate` MB/s (None: uncapped);
         returns the process. Its JSON goes to `output`."""
         _, extra = self.fastest_limit_kind()
-        cmd = ["fio", "--name=beside", f"--filename={path}", f"--rw={op}", "--bs=1M",
-               f"--size={self.size}", "--ioengine=libaio", "--direct=1", "--iodepth=32",
-               "--fallocate=none", "--time_based", f"--runtime={seconds}",
-               "--output-format=json", f"--output={output}", *extra]
+        cmd = self.fio_cmd(path, op, self.size, "libaio", True, 32,
+                           ("--time_based", f"--runtime={seconds}", f"--output={output}", *extra))
         if rate is not None:
             cmd.append(f"--rate={rate * 1000000}")
         try:
@@ -1387,20 +1395,17 @@ class Compare:
         if proc.returncode != 0:
             raise Failure(f"{case}: fio exited {proc.returncode}: {err.strip()[-1000:]}")
         with open(output) as f:
-            job = fio_json(f.read(), case)["jobs"][0]
-        if job.get("error"):
-            raise Failure(f"{case}: fio reports error {job['error']}")
-        return job[op]["bw_bytes"] / MB
+            return fio_job(f.read(), case)[op]["bw_bytes"] / MB
 
     def ceiling_case(self, key, op, null_dir, local_dir, fio_file, nvswapfs_dir=None):
         """One client case and direction: fio alone, the client on null alone and beside fio
         at each rate, on the local directory and on nvswapfs (when mounted), and fio alone
         again."""
-        label, write, read, direct = None, None, None, False
-        for k, wlabel, rlabel, w, r, d, _ in self.client_cases():
-            if k == key:
-                label, write, read, direct = (wlabel if op == "write" else rlabel), w, r, d
-        client = write if op == "write" else read
+        found = [c for c in self.client_cases() if c[0] == key]
+        if not found:  # CASE_KEYS out of step with client_cases()
+            raise Failure(f"ceiling: no client case {key}")
+        _, wlabel, rlabel, write, read, direct, _ = found[0]
+        label, client = (wlabel, write) if op == "write" else (rlabel, read)
         n, seconds = self.size, self.args.ceiling_seconds
         output = os.path.join(self.dir, "ceiling-fio.json")
         say(f"ceiling: {label} ({key} {op}) on null, fio {op} beside it, {seconds} s per rate")
@@ -1446,7 +1451,9 @@ class Compare:
             if not runs:
                 raise Failure(f"{case}: no client run finished inside fio's {seconds} s "
                               f"(raise --ceiling-seconds)")
-            w = {"asked": rate, "fio_MBps": got, "MBps": statistics.mean(runs), "runs_MBps": runs}
+            mean = statistics.mean(runs)
+            w = {"asked": rate, "fio_MBps": got, "MBps": mean, "runs_MBps": runs,
+                 "both_MBps": None if got is None else min(mean, got)}
             beside = "alone" if rate is None else f"fio asked {rate}, got {fmt_rate(got)}"
             say(f"  null      {beside:32} {fmt_rate(w['MBps']):>7} MB/s ({len(runs)} runs)")
             return w
@@ -1481,7 +1488,7 @@ class Compare:
         out["fio_alone_runs_MBps"] = [fio_first, fio_alone()]
         out["fio_alone_MBps"] = max(out["fio_alone_runs_MBps"])
         # What a daemon that keeps the data could reach: the most both sides did at once.
-        out["ceiling_MBps"] = max(min(w["MBps"], w["fio_MBps"]) for w in out["beside"])
+        out["ceiling_MBps"] = max(w["both_MBps"] for w in out["beside"])
         say(f"  the ceiling (both at once, at most) {fmt_rate(out['ceiling_MBps']):>11} MB/s: "
             f"{fmt_ratio(ratio(out['ceiling_MBps'], out['fio_alone_MBps']))}× fio alone "
             f"(the faster), "
@@ -1694,7 +1701,7 @@ class Compare:
                            [(str(w["asked"]), w) for w in c["beside"]] +
                            [("none (last)", c["alone_last"])])
                 for asked, w in windows:
-                    both = min(w["MBps"], w["fio_MBps"]) if w["fio_MBps"] else None
+                    both = w["both_MBps"]
                     say(f"| {name} | {asked} | {fmt_rate(w['fio_MBps'])} | "
                         f"{fmt_rate(w['MBps'])} | {fmt_rate(both)} | "
                         f"{fmt_ratio(ratio(both, fa))} | {fmt_ratio(ratio(both, lo))} |")
