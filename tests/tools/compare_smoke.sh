@@ -76,6 +76,16 @@ for case in cases:
         else:
             for op in ("write", "read"):
                 positive(f"clients.{case}.{target}.{op}", entry.get(op, {}).get("MBps"))
+# Python's writes are also timed without their fsync: as fast as the whole or
+# faster, and the fsync's seconds of every run.
+for target in ("nvswapfs", "local", "fuse2fs"):
+    w = r["clients"]["python"][target]["write"]
+    where = f"clients.python.{target}.write"
+    positive(f"{where}.writes_MBps", w.get("writes_MBps"))
+    if len(w.get("flush_seconds", [])) != len(w["runs_MBps"]) or min(w["flush_seconds"]) < 0:
+        problems.append(f"{where}.flush_seconds: {w.get('flush_seconds')!r}")
+    elif not all(a >= b for a, b in zip(w["writes_runs_MBps"], w["runs_MBps"])):
+        problems.append(f"{where}: writes alone slower than with the fsync: {w!r}")
 shm = r.get("shm", {})
 for part in ("limit", "engine"):
     for op in ("write", "read"):
@@ -138,14 +148,17 @@ PY
 # The ceiling group (only when named): fio alone, the client on null alone and
 # with fio beside it, then on local and nvswapfs, and fio alone again; a
 # positive rate for each, and nothing left behind. With --prefault, memory is
-# touched before each read on null (none before a write).
+# touched before each read on null (none before a write). Python's writes are
+# divided by the ceiling with and without their fsync.
 "$compare" --bin "$bin" --dir "$scratch" --size 32M --only ceiling --ceiling-seconds 6 --prefault \
-  --ceiling-rates 200 --ceiling dd_direct:write,dd_fsync:read \
+  --ceiling-rates 200 --ceiling python:write,dd_fsync:read \
   --json "$out/ceiling.json" --plot "$out/ceiling.png" >"$out/ceiling.txt" ||
   fail "compare.sh --only ceiling exited $?: $(tail -20 "$out/ceiling.txt")"
 left_clean "ceiling run"
-grep -q "^| dd bs=1M oflag=direct (write) | 200 | 200 |" "$out/ceiling.txt" ||
+grep -q "^| python 64 KiB writes + fsync | 200 | 200 |" "$out/ceiling.txt" ||
   fail "no row for the write beside fio at 200 MB/s: $(cat "$out/ceiling.txt")"
+grep -Eq "^\| python 64 KiB writes \+ fsync \| nvswapfs, the writes before the fsync \([0-9.]+ s\): [0-9.]+× the ceiling \|" \
+  "$out/ceiling.txt" || fail "no row for nvswapfs's writes before the fsync: $(cat "$out/ceiling.txt")"
 grep -Eq "^\| dd bs=1M \(read\) \| nvswapfs, alone: [0-9.]+× the ceiling \|" "$out/ceiling.txt" ||
   fail "no row for nvswapfs against the ceiling: $(cat "$out/ceiling.txt")"
 /usr/bin/python3 - "$out/ceiling.json" <<'PY'
@@ -154,7 +167,7 @@ r = json.load(open(sys.argv[1]))
 assert "error" not in r, f"the run reports an error: {r['error']}"
 assert r["groups"] == ["ceiling"], r["groups"]
 got = [(c["case"], c["op"]) for c in r["ceiling"]]
-assert got == [("dd_direct", "write"), ("dd_fsync", "read")], got
+assert got == [("python", "write"), ("dd_fsync", "read")], got
 for c in r["ceiling"]:
     where = f"{c['case']} {c['op']}"
     windows = [c["alone_first"], c["alone_last"]] + c["beside"]
@@ -169,6 +182,12 @@ for c in r["ceiling"]:
     assert c["ceiling_MBps"] == max(both), (where, c["ceiling_MBps"], both)
     # nvswapfs (a default target) is measured in the same minutes, to divide by the ceiling
     assert c["nvswapfs"]["MBps"] > 0 and len(c["nvswapfs"]["runs_MBps"]) == 1, where
+    for t in ("local", "nvswapfs"):
+        if c["op"] == "write":
+            assert c[t]["writes_MBps"] >= c[t]["MBps"] > 0, (where, t, c[t])
+            assert len(c[t]["flush_seconds"]) == 1 and c[t]["flush_seconds"][0] >= 0, (where, t)
+        else:
+            assert "writes_MBps" not in c[t], (where, t, c[t])
 print("compare smoke test: the ceiling group measured null alone, beside fio, local and fio")
 PY
 if msg=$("$compare" --bin "$bin" --dir "$scratch" --only ceiling --ceiling dd_direct:wrte 2>&1); then

@@ -342,8 +342,8 @@ def write_nr_hugepages(n):
 # The Python client: runs in its own /usr/bin/python3 process, writes or
 # reads the file in 64 KiB chunks through an unbuffered file object
 # (buffering=0: one write()/read() system call per chunk), fsyncs before
-# closing a written file, and prints the seconds from open to close and the
-# bytes moved.
+# closing a written file, and prints the seconds from open to close, the
+# bytes moved and, for a write, the seconds its fsync and close took.
 PY_CLIENT = r"""
 import os, sys, time
 path, op, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -362,7 +362,9 @@ if op == "write":
                     sys.exit("write returned 0")
                 done += n
             moved += done
+        wrote = time.monotonic()
         os.fsync(f.fileno())
+    flush = time.monotonic() - wrote
 else:
     buf = memoryview(bytearray(CHUNK))
     start = time.monotonic()
@@ -372,7 +374,8 @@ else:
             if not n:
                 break
             moved += n
-print(f"{time.monotonic() - start:.9f} {moved}")
+    flush = None
+print(f"{time.monotonic() - start:.9f} {moved}" + ("" if flush is None else f" {flush:.9f}"))
 """
 
 
@@ -943,15 +946,25 @@ class Compare:
         return {"MBps": nbytes / seconds / MB, "seconds": seconds}
 
     def py_client(self, case, path, nbytes, op):
+        """For a write, also the rate of the writes alone (`writes_MBps`, open to the last
+        write) and the seconds the fsync and close took (`flush_seconds`): on storage with a
+        volatile cache the flush waits for it to drain, whatever the file system."""
         p = run(["/usr/bin/python3", "-c", PY_CLIENT, path, op, str(nbytes)], case, nbytes)
+        fields = p.stdout.split()
         try:
-            seconds, moved = p.stdout.split()
-            seconds, moved = float(seconds), int(moved)
+            if len(fields) != (3 if op == "write" else 2):
+                raise ValueError
+            seconds, moved = float(fields[0]), int(fields[1])
+            flush = float(fields[2]) if op == "write" else None
         except ValueError:
             raise Failure(f"{case}: unexpected output from the Python client: {p.stdout!r}")
         if moved != nbytes:
             raise Failure(f"{case}: the Python client moved {moved} bytes, expected {nbytes}")
-        return {"MBps": nbytes / seconds / MB, "seconds": seconds}
+        out = {"MBps": nbytes / seconds / MB, "seconds": seconds}
+        if flush is not None:
+            out["flush_seconds"] = flush
+            out["writes_MBps"] = nbytes / max(seconds - flush, 1e-9) / MB
+        return out
 
     def client_cases(self, shm=False):
         """(key, write label, read label, write fn, read fn, needs O_DIRECT, what was written
@@ -1421,7 +1434,7 @@ class Compare:
                 self.evict(path, fill)
             else:
                 self.drop_caches()
-            return client(case, path, n)["MBps"]
+            return client(case, path, n)
 
         def window(rate):
             """The client's runs inside one window of fio beside it (rate None: alone)."""
@@ -1435,7 +1448,7 @@ class Compare:
             end = time.monotonic() + seconds - 2
             try:
                 while True:
-                    x = one(null_dir, case)
+                    x = one(null_dir, case)["MBps"]
                     # a run that ended after fio did was not measured beside it
                     if proc is not None and proc.poll() is not None:
                         break
@@ -1481,9 +1494,9 @@ class Compare:
             runs = [one(directory, f"ceiling {key} {op} on {name}")
                     for _ in range(self.args.repeat)]
             os.unlink(os.path.join(directory, "ceiling.dat"))
-            out[name] = {"MBps": median(runs), "runs_MBps": runs}
+            out[name] = summarize(runs)
             say(f"  {name:9} {'alone':32} {fmt_rate(out[name]['MBps']):>7} MB/s "
-                f"({len(runs)} runs, median)")
+                f"({len(runs)} runs, median){writes_and_flush(out[name])}")
         # The storage's speed swings within minutes: the faster of fio's runs alone counts.
         out["fio_alone_runs_MBps"] = [fio_first, fio_alone()]
         out["fio_alone_MBps"] = max(out["fio_alone_runs_MBps"])
@@ -1494,8 +1507,11 @@ class Compare:
             f"(the faster), "
             f"{fmt_ratio(ratio(out['ceiling_MBps'], out['local']['MBps']))}× local")
         if "nvswapfs" in out:
-            say(f"  nvswapfs at {fmt_ratio(ratio(out['nvswapfs']['MBps'], out['ceiling_MBps']))}"
-                f"× the ceiling")
+            nv = out["nvswapfs"]
+            say(f"  nvswapfs at {fmt_ratio(ratio(nv['MBps'], out['ceiling_MBps']))}× the ceiling"
+                + (f", its writes before the fsync at "
+                   f"{fmt_ratio(ratio(nv['writes_MBps'], out['ceiling_MBps']))}×"
+                   if "writes_MBps" in nv else ""))
         return out
 
     def group_ceiling(self):
@@ -1625,6 +1641,17 @@ class Compare:
                    + (" null's fsync does nothing." if "null" in targets else "")
                    if flushed_cols else ""))
             say("")
+            py = r["clients"].get("python", {})
+            split = [(t, py[t]["write"]) for t in targets
+                     if "writes_MBps" in py.get(t, {}).get("write", {})]
+            if split:
+                say("Python's writes alone (from open to the last write, before the fsync), "
+                    "MB/s, and the seconds the fsync took (median): " +
+                    "; ".join(f"{t} {fmt_rate(w['writes_MBps'])}, "
+                              f"fsync {w['flush_seconds_median']:.2f} s" for t, w in split) +
+                    "." + (" local's writes only fill its page cache, which its fsync writes "
+                           "out." if any(t == "local" for t, _ in split) else ""))
+                say("")
         if "shm" in r:
             s = r["shm"]
             sw, sr = s["limit"]["write"]["MBps"], s["limit"]["read"]["MBps"]
@@ -1719,6 +1746,18 @@ class Compare:
                     say(f"| {name} | nvswapfs, alone: {fmt_ratio(ratio(nv, ce))}× the ceiling | "
                         f"| | {fmt_rate(nv)} | {fmt_ratio(ratio(nv, fa))} | "
                         f"{fmt_ratio(ratio(nv, lo))} |")
+                # Python's writes: the rate before the fsync, which waits for a volatile
+                # cache to drain (null's does nothing). local's writes only fill its page
+                # cache, which its fsync then writes out: no ratio to the ceiling.
+                for t in ("local", "nvswapfs"):
+                    x = c.get(t, {})
+                    if "writes_MBps" in x:
+                        wr = x["writes_MBps"]
+                        what = (f"{fmt_ratio(ratio(wr, ce))}× the ceiling" if t == "nvswapfs"
+                                else "into its page cache")
+                        say(f"| {name} | {t}, the writes before the fsync "
+                            f"({x['flush_seconds_median']:.2f} s): {what} | | | "
+                            f"{fmt_rate(wr)} | {fmt_ratio(ratio(wr, fa))} | |")
             say("")
             say("A daemon that keeps the data moves every byte through the FUSE transport and "
                 "through the storage at once, on the same CPUs; it can go no faster than both "
@@ -1864,12 +1903,24 @@ def cross_targets(targets):
     return [t for t in ("local", "fuse2fs", "null") if t in targets]
 
 
+def writes_and_flush(result):
+    """`result`'s writes alone and its fsync, for the Python client's writes; else ''."""
+    if "writes_MBps" not in result:
+        return ""
+    return (f"; the writes alone {fmt_rate(result['writes_MBps'])} MB/s, the fsync "
+            f"{result['flush_seconds_median']:.2f} s")
+
+
 def summarize(runs):
     rates = [x["MBps"] for x in runs]
     out = {"MBps": median(rates), "runs_MBps": rates}
-    for key in ("seconds", "wall_seconds"):
+    for key in ("seconds", "wall_seconds", "flush_seconds"):
         if runs and key in runs[0]:
             out[key] = [x[key] for x in runs]
+    if runs and "writes_MBps" in runs[0]:
+        out["writes_runs_MBps"] = [x["writes_MBps"] for x in runs]
+        out["writes_MBps"] = median(out["writes_runs_MBps"])
+        out["flush_seconds_median"] = median(out["flush_seconds"])
     return out
 
 
