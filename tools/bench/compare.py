@@ -51,11 +51,11 @@ machine whose host takes back the memory a guest frees (free page reporting,
 ballooning), the pages the cache is refilled with then cost a host fault each
 on first touch; --prefault touches that much memory right after the drop, so
 that every target reads into memory that is really there, as on bare metal.
-In a guest whose idle CPUs halt at once (cpuidle-haltpoll with
-guest_halt_poll_ns 0), every wake-up is a round trip through the host, which
-a client making one synchronous request at a time pays twice per request;
---halt-poll NS runs with the kernel's usual polling instead, to show how much
-of a figure that is. MB/s means 10^6 bytes per second. Run as root:
+In a guest whose idle CPUs halt at once (no cpuidle driver, or
+cpuidle-haltpoll with guest_halt_poll_ns 0), every wake-up is a round trip
+through the host, which a client making one synchronous request at a time
+pays twice per request; with the haltpoll driver, --halt-poll NS runs with the
+kernel's usual polling instead, to show how much of a figure that is. MB/s means 10^6 bytes per second. Run as root:
 tools/bench/compare.sh [options] (it installs what is missing and runs this
 file with /usr/bin/python3).
 """
@@ -306,11 +306,24 @@ def meminfo_kib(field):
 
 
 HALT_POLL = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
+CPUIDLE_DRIVER = "/sys/devices/system/cpu/cpuidle/current_driver"
+
+
+def read_cpuidle_driver():
+    """The cpuidle driver in use ('none': an idle CPU halts at once), or None if unknown."""
+    try:
+        with open(CPUIDLE_DRIVER) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def read_halt_poll():
-    """How long an idle CPU of a haltpoll guest polls before halting, in ns (None: no such
-    driver). Each halt is an exit to the host, and a wake-up from it costs tens of µs."""
+    """How long an idle CPU of a haltpoll guest polls before halting, in ns (None: that
+    driver is not in use; the module's parameter may exist and do nothing). Each halt is an
+    exit to the host, and a wake-up from it costs tens of µs."""
+    if read_cpuidle_driver() != "haltpoll":
+        return None
     try:
         with open(HALT_POLL) as f:
             return int(f.read())
@@ -492,6 +505,7 @@ class Compare:
             "df_shm": df_shm,
             "fio": fio_version,
             "hostname": platform.node(),
+            "cpuidle_driver": read_cpuidle_driver(),
             "guest_halt_poll_ns": read_halt_poll(),
         }
         self.results["machine"] = machine
@@ -502,6 +516,9 @@ class Compare:
         if machine["guest_halt_poll_ns"] is not None:
             say(f"cpuidle: haltpoll, guest_halt_poll_ns {machine['guest_halt_poll_ns']}"
                 f"{' (set by --halt-poll)' if self.args.halt_poll is not None else ''}")
+        elif machine["cpuidle_driver"] is not None:
+            say(f"cpuidle: driver {machine['cpuidle_driver']}"
+                f"{' (an idle CPU halts at once)' if machine['cpuidle_driver'] == 'none' else ''}")
         say(f"storage: {self.dir} on {device} ({fstype})")
         for line in df.splitlines():
             say(f"  {line}")
@@ -527,8 +544,9 @@ class Compare:
     def set_halt_poll(self, ns):
         was = read_halt_poll()
         if was is None:
-            raise Failure(f"--halt-poll: {HALT_POLL} does not exist (this kernel does not use "
-                          f"the cpuidle-haltpoll driver)")
+            raise Failure(f"--halt-poll: the cpuidle driver is "
+                          f"{read_cpuidle_driver() or 'unknown'}, not haltpoll, so there is no "
+                          f"polling to set ({HALT_POLL} does nothing then)")
         try:
             write_halt_poll(ns)
         except OSError as e:
