@@ -195,4 +195,23 @@ if msg=$("$compare" --bin "$bin" --dir "$scratch" --only ceiling --ceiling dd_di
 fi
 grep -q "'dd_direct:wrte' is not CASE:write or CASE:read" <<<"$msg" ||
   fail "no clear message for a bad --ceiling case: $msg"
+# Halt polling is reported, and --halt-poll offered, only where the haltpoll
+# cpuidle driver is in use: its module's parameter may exist and do nothing.
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 - "$(dirname "$compare")" "$out" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import compare
+driver, param = os.path.join(sys.argv[2], "driver"), os.path.join(sys.argv[2], "param")
+compare.CPUIDLE_DRIVER, compare.HALT_POLL = driver, param
+with open(param, "w") as f:
+    f.write("200000\n")
+for name, polls in (("none", None), ("haltpoll", 200000), ("acpi_idle", None)):
+    with open(driver, "w") as f:
+        f.write(name + "\n")
+    assert compare.read_cpuidle_driver() == name, compare.read_cpuidle_driver()
+    assert compare.read_halt_poll() == polls, (name, compare.read_halt_poll())
+os.unlink(driver)
+assert compare.read_cpuidle_driver() is None and compare.read_halt_poll() is None
+print("compare smoke test: halt polling read only under the haltpoll driver")
+PY
 echo "compare smoke test: all checks passed"
