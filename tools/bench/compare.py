@@ -55,9 +55,9 @@ In a guest whose idle CPUs halt at once (no cpuidle driver, or
 cpuidle-haltpoll with guest_halt_poll_ns 0), every wake-up is a round trip
 through the host, which a client making one synchronous request at a time
 pays twice per request; with the haltpoll driver, --halt-poll NS runs with the
-kernel's usual polling instead, to show how much of a figure that is. MB/s means 10^6 bytes per second. Run as root:
-tools/bench/compare.sh [options] (it installs what is missing and runs this
-file with /usr/bin/python3).
+kernel's usual polling instead, to show how much of a figure that is. MB/s
+means 10^6 bytes per second. Run as root: tools/bench/compare.sh [options]
+(it installs what is missing and runs this file with /usr/bin/python3).
 """
 
 import argparse
