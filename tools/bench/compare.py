@@ -1736,8 +1736,8 @@ class Compare:
                 "with fio (libaio direct QD32, capped) beside it on the same storage, MB/s "
                 "(means of the client's runs inside fio's window)")
             say("")
-            say("| case | fio beside: asked | fio got | null | both at once | ÷fio alone (the faster) | "
-                "÷local |")
+            say("| case | fio beside: asked | fio got | null | both at once | "
+                "÷fio alone (the faster) | ÷local |")
             say("|---|---:|---:|---:|---:|---:|---:|")
             for c in r["ceiling"]:
                 name = f"{c['label']} ({c['op']})" if c["op"] not in c["label"] else c["label"]
