@@ -145,6 +145,13 @@ void AioEngine::Worker::Enqueue(const Chunk& chunk) {
   work_.notify_one();
 }
 
+// While pieces are in flight the worker sleeps in io_getevents, so work that
+// arrives meanwhile waits for the next completion and then goes to the kernel
+// together (one io_submit per contiguous run). That is on
+// purpose: waking for every arrival (an eventfd shared with the completions)
+// and submitting each read at once sent each read-ahead window out, and back,
+// in one burst, with the disk idle a third of the time between them: a `dd`
+// read through the mount ran 1.3-1.6 GB/s instead of 2.1-2.4 (virtio disk).
 void AioEngine::Worker::Run() {
   const std::string name = "nvswapfs-aio" + std::to_string(index_);
   pthread_setname_np(pthread_self(), name.c_str());
