@@ -17,10 +17,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint64_t NanosSince(Clock::time_point start) {
+uint64_t NanosBetween(Clock::time_point from, Clock::time_point to) {
   return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+      std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count());
 }
+
+uint64_t NanosSince(Clock::time_point start) { return NanosBetween(start, Clock::now()); }
 
 // io_submit answering EAGAIN/EINTR (or accepting nothing) this many times in a
 // row with nothing in flight fails the piece rather than spinning forever.
@@ -59,6 +61,7 @@ class AioEngine::Worker {
     std::byte* buffer;
     uint64_t length;
     uint32_t no_progress;  // completions in a row that moved nothing
+    Clock::time_point queued;
   };
   void Enqueue(const Chunk& chunk);
 
@@ -67,11 +70,14 @@ class AioEngine::Worker {
       submit_retries{0}, in_flight{0};
   LatencyHistogram submit_latency;
   LatencyHistogram reap_latency;
+  LatencyHistogram queue_latency;
+  LatencyHistogram device_latency;
 
  private:
   struct Slot {
     struct iocb cb;
     Chunk piece;
+    Clock::time_point submitted;
   };
 
   void Run();
@@ -179,6 +185,7 @@ void AioEngine::Worker::SubmitReady() {
   if (!opt.overlap && in_flight_ > 0) return;  // sequential: reap the whole batch first
   const int fd = engine_.device_.fd();
   batch_.clear();
+  const Clock::time_point now = Clock::now();
   while (in_flight_ + batch_.size() < opt.queue_depth && !pending_.empty()) {
     Chunk& chunk = pending_.front();
     if (chunk.request->failed.load(std::memory_order_acquire)) {
@@ -192,7 +199,9 @@ void AioEngine::Worker::SubmitReady() {
     const uint64_t n = std::min<uint64_t>(chunk.length, opt.block_size);
     Slot* slot = free_slots_.back();
     free_slots_.pop_back();
-    slot->piece = Chunk{chunk.request, chunk.offset, chunk.buffer, n, chunk.no_progress};
+    slot->piece = Chunk{chunk.request, chunk.offset, chunk.buffer, n, chunk.no_progress,
+                        chunk.queued};
+    slot->submitted = now;
     if (chunk.request->io.op == IoOp::kRead) {
       io_prep_pread(&slot->cb, fd, chunk.buffer, n, static_cast<long long>(chunk.offset));
     } else {
@@ -218,6 +227,10 @@ void AioEngine::Worker::SubmitBatch() {
     const int rc = engine_.syscalls_.Submit(ctx_, want, &batch_[done]);
     submit_latency.Record(NanosSince(start));
     if (rc > 0) {
+      for (int i = 0; i < rc; ++i) {
+        const Slot* slot = static_cast<const Slot*>(batch_[done + static_cast<size_t>(i)]->data);
+        queue_latency.Record(NanosBetween(slot->piece.queued, slot->submitted));
+      }
       done += static_cast<size_t>(rc);
       in_flight_ += static_cast<uint32_t>(rc);
       in_flight.store(in_flight_, std::memory_order_relaxed);
@@ -284,8 +297,10 @@ void AioEngine::Worker::Reap() {
     if (rc != -EINTR) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return;
   }
+  const Clock::time_point now = Clock::now();
   for (int i = 0; i < rc; ++i) {
     Slot* slot = static_cast<Slot*>(events_[static_cast<size_t>(i)].data);
+    device_latency.Record(NanosBetween(slot->submitted, now));
     --in_flight_;
     CompletePiece(slot, static_cast<long>(events_[static_cast<size_t>(i)].res));
   }
@@ -329,7 +344,7 @@ void AioEngine::Worker::CompletePiece(Slot* slot, long result) {
   }
   (op == IoOp::kRead ? bytes_read : bytes_written).fetch_add(progress, std::memory_order_relaxed);
   pending_.push_front(Chunk{r, piece.offset + progress, piece.buffer + progress,
-                            piece.length - progress, no_progress});
+                            piece.length - progress, no_progress, Clock::now()});
   if (progress > 0) Account(r, progress);
 }
 
@@ -400,11 +415,12 @@ void AioEngine::Submit(const IoRequest& request, IoCallback done) {
   const uint64_t offset = request.offset;
   const uint64_t length = request.length;
   std::byte* buffer = request.buffer;
+  const Clock::time_point queued = Clock::now();
   for (uint64_t p = 0; p < parts; ++p) {
     const uint64_t begin = std::min(length, p * pieces / parts * options_.block_size);
     const uint64_t end = std::min(length, (p + 1) * pieces / parts * options_.block_size);
     workers_[(first + p) % nworkers]->Enqueue(
-        Worker::Chunk{r, offset + begin, buffer + begin, end - begin, 0});
+        Worker::Chunk{r, offset + begin, buffer + begin, end - begin, 0, queued});
   }
 }
 
@@ -435,6 +451,14 @@ void AioEngine::SubmitLatency(LatencyHistogram* out) const {
 
 void AioEngine::ReapLatency(LatencyHistogram* out) const {
   for (const auto& w : workers_) out->Merge(w->reap_latency);
+}
+
+void AioEngine::QueueLatency(LatencyHistogram* out) const {
+  for (const auto& w : workers_) out->Merge(w->queue_latency);
+}
+
+void AioEngine::DeviceLatency(LatencyHistogram* out) const {
+  for (const auto& w : workers_) out->Merge(w->device_latency);
 }
 
 }  // namespace nvswapfs::aio

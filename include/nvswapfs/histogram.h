@@ -1,6 +1,7 @@
 // A fixed-size, log-scaled latency histogram: constant memory however many
 // samples it takes, about 19% relative error on percentiles (4 buckets per
-// power of two). One writer and any number of readers may use it at once.
+// power of two). Any number of threads may record and read at once: each
+// bucket is an atomic counter, so no sample is lost.
 #pragma once
 
 #include <array>

@@ -12,6 +12,7 @@
 
 #include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/aio/sync_engine.h"
+#include "nvswapfs/histogram.h"
 #include "nvswapfs/units.h"
 #include "test_util.h"
 
@@ -325,6 +326,23 @@ TEST(SplittingTest, RequestsAreCutIntoBlockSizePieces) {
   EXPECT_EQ(engine->stats().bytes_written, buf.size());
   EXPECT_EQ(ReadPlain(path, 0, buf.size()),
             std::vector<std::byte>(buf.data(), buf.data() + buf.size()));
+}
+
+TEST(LatencyTest, EveryPieceIsTimedInTheQueueAndOnTheDevice) {
+  TempDir dir;
+  const std::string path = MakeImage(dir, "latency.img", kDeviceSize);
+  auto engine = OpenAio(path, EngineOptions{.block_size = kMiB, .queue_depth = 4, .threads = 2});
+  ASSERT_NE(engine, nullptr);
+  AlignedBuffer buf = PatternBuffer(6 * kMiB, 5);
+  ASSERT_TRUE(engine->Execute({IoOp::kWrite, 0, buf.data(), buf.size()}).ok());
+  ASSERT_TRUE(engine->Execute({IoOp::kRead, 0, buf.data(), buf.size()}).ok());
+  LatencyHistogram queue, device;
+  engine->QueueLatency(&queue);
+  engine->DeviceLatency(&device);
+  EXPECT_EQ(queue.count(), 12u);
+  EXPECT_EQ(device.count(), 12u);
+  EXPECT_GT(device.Percentile(0.5), 0u);
+  EXPECT_LE(device.Percentile(0.5), device.Percentile(1.0));
 }
 
 // ---------------------------------------------------------------------------

@@ -47,6 +47,8 @@ class AioEngine final : public IoEngine {
   EngineStats stats() const override;
   void SubmitLatency(LatencyHistogram* out) const override;
   void ReapLatency(LatencyHistogram* out) const override;
+  void QueueLatency(LatencyHistogram* out) const override;
+  void DeviceLatency(LatencyHistogram* out) const override;
 
   const EngineOptions& options() const { return options_; }
 

@@ -95,6 +95,11 @@ class IoEngine {
   // leave these empty).
   virtual void SubmitLatency(LatencyHistogram* out) const { (void)out; }
   virtual void ReapLatency(LatencyHistogram* out) const { (void)out; }
+  // Per piece: from reaching its worker (or being put back after a short
+  // transfer) to its io_submit, and from there to its completion being
+  // reaped.
+  virtual void QueueLatency(LatencyHistogram* out) const { (void)out; }
+  virtual void DeviceLatency(LatencyHistogram* out) const { (void)out; }
 
   // The rules checked before any I/O is issued: a non-null buffer, a
   // non-empty length, buffer address, offset and length aligned to the
