@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -205,6 +206,7 @@ struct Volume::Transfer {
   uint64_t length;
   TransferDone done;
   std::atomic<int> references{1};
+  std::chrono::steady_clock::time_point finished;  // by the engine: set by the last reference
   std::mutex mu;
   Status error;  // the first failure; guarded by mu
 
@@ -233,11 +235,16 @@ void Volume::SubmitPiece(Transfer* t, const IoRequest& request, BufferPool::Leas
 void Volume::ReleaseTransfer(Transfer* t) {
   if (t->references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   // Finishing takes the metadata lock; keep that off the engine's threads.
+  t->finished = std::chrono::steady_clock::now();
   executor_->Post([this, t] { FinishTransfer(t); });
 }
 
 void Volume::FinishTransfer(Transfer* t) {
   std::unique_ptr<Transfer> owned(t);
+  read_finish_wait_.Record(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                           t->finished)
+          .count()));
   Status error;
   {
     std::lock_guard lock(t->mu);

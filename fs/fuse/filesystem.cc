@@ -212,6 +212,20 @@ std::string Filesystem::VirtualXattr(uint64_t ino, std::string_view name) {
            " engine_requests=" + std::to_string(e.requests) +
            " engine_failed=" + std::to_string(e.failed_requests);
   }
+  if (name == "user.nvswapfs.latency") {
+    // Median and 99th percentile, in µs rounded up.
+    const auto quantiles = [](const LatencyHistogram& h) {
+      const auto us = [&](double q) { return std::to_string((h.Percentile(q) + 999) / 1000); };
+      return us(0.5) + "/" + us(0.99);
+    };
+    LatencyHistogram queue, device;
+    volume_.engine().QueueLatency(&queue);
+    volume_.engine().DeviceLatency(&device);
+    const LatencyHistogram& finish = volume_.read_finish_wait();
+    return "pieces=" + std::to_string(device.count()) + " queue_us=" + quantiles(queue) +
+           " device_us=" + quantiles(device) + " reads=" + std::to_string(finish.count()) +
+           " finish_wait_us=" + quantiles(finish) + " reply_us=" + quantiles(read_reply_);
+  }
   FileCounters c;
   {
     std::lock_guard lock(mu_);

@@ -94,8 +94,11 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
           if (ahead != nullptr) ahead->Finished();
           Guarded(req, [&] {
             if (!n.ok()) return ReplyError(req, n.status(), ino);
-            FsOf(req).CountRead(ino, *n);
-            fuse_reply_buf(req, reinterpret_cast<const char*>(buffer->data()), *n);
+            Filesystem& mount = FsOf(req);
+            mount.CountRead(ino, *n);
+            TimedReadReply(mount, [&] {
+              fuse_reply_buf(req, reinterpret_cast<const char*>(buffer->data()), *n);
+            });
           });
         });
   });

@@ -4,6 +4,7 @@
 #include <fuse3/fuse_lowlevel.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <new>
 
 #include "nvswapfs/fuse/filesystem.h"
@@ -24,6 +25,18 @@ void ToStat(const fs::Attr& attr, struct stat* st);
 fuse_entry_param ToEntry(Filesystem& fs, const fs::Attr& attr);
 // Replies with an entry and records the kernel's new reference to it.
 void ReplyEntry(fuse_req_t req, const fs::Attr& attr);
+
+// Sends a read's data reply through `send`, timing it for the latency xattr:
+// the kernel copies the data into the page cache or the reader's memory
+// before the call returns.
+template <typename Send>
+void TimedReadReply(Filesystem& fs, Send send) {
+  const auto start = std::chrono::steady_clock::now();
+  send();
+  fs.TimeReadReply(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::steady_clock::now() - start)
+                                             .count()));
+}
 
 // Runs a callback body so that no exception reaches libfuse and a request
 // that threw still gets its one reply.

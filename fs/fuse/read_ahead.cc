@@ -67,11 +67,12 @@ struct ReadAhead::Answer {
         total += have;
         if (have < p.size) break;
       }
-      FsOf(req).CountRead(ino, total, Served::kReadAhead);
+      Filesystem& fs = FsOf(req);
+      fs.CountRead(ino, total, Served::kReadAhead);
       if (iov.empty()) {
         fuse_reply_buf(req, nullptr, 0);  // at the end of the file
       } else {
-        fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+        TimedReadReply(fs, [&] { fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size())); });
       }
     });
   }

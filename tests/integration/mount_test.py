@@ -1575,6 +1575,37 @@ class ErrorsTest(MountTest):
         self.assertEqual(e.exception.errno, errno.EPERM)
         self.assertNotIn("user.nvswapfs.errors", os.listxattr(self.m.path("after")))
 
+    def test_latency_xattr_times_the_data_path(self):
+        # Median and 99th percentile of each stage, in µs, since the mount.
+        def latency():
+            text = os.getxattr(self.m.mnt, "user.nvswapfs.latency").decode()
+            fields = dict(kv.split("=") for kv in text.split())
+            return {k: tuple(int(x) for x in v.split("/")) if "/" in v else int(v)
+                    for k, v in fields.items()}
+
+        before = latency()
+        data = os.urandom(8 << 20)
+        with open(self.m.path("timed"), "wb") as f:
+            f.write(data)
+        # Written past the page cache, so this read goes to the daemon.
+        with open(self.m.path("timed"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        after = latency()
+        self.assertEqual(set(after), {"pieces", "queue_us", "device_us", "reads",
+                                      "finish_wait_us", "reply_us"})
+        # At least 8 MiB written and 8 MiB read, in 1 MiB pieces.
+        self.assertGreaterEqual(after["pieces"] - before["pieces"], 16)
+        self.assertGreaterEqual(after["reads"] - before["reads"], 8)
+        for stage in ("queue_us", "device_us", "finish_wait_us", "reply_us"):
+            p50, p99 = after[stage]
+            self.assertLessEqual(p50, p99, stage)
+        self.assertGreater(after["device_us"][0], 0)
+        self.assertGreater(after["reply_us"][1], 0)
+        with self.assertRaises(OSError) as e:
+            os.setxattr(self.m.mnt, "user.nvswapfs.latency", b"0")
+        self.assertEqual(e.exception.errno, errno.EPERM)
+        self.assertNotIn("user.nvswapfs.latency", os.listxattr(self.m.mnt))
+
     def test_read_only_mount(self):
         with open(self.m.path("kept"), "wb") as f:
             f.write(b"data")

@@ -46,6 +46,7 @@
 #include "nvswapfs/fs/allocator.h"
 #include "nvswapfs/fs/metadata.h"
 #include "nvswapfs/fs/store.h"
+#include "nvswapfs/histogram.h"
 #include "nvswapfs/status.h"
 
 namespace nvswapfs::fs {
@@ -191,6 +192,9 @@ class Volume {
   // thread when the request fails before any I/O. The call itself may wait
   // for staging buffers or for a truncate of the same file.
   void ReadAsync(uint64_t ino, uint64_t offset, std::span<std::byte> out, TransferDone done);
+  // How long finished reads waited for one of the volume's threads to run
+  // their `done` (the engine's threads hand it over; see Executor).
+  const LatencyHistogram& read_finish_wait() const { return read_finish_wait_; }
   // Writes all of `data` at `offset` (any offset and length), or fails
   // having changed no metadata (ENOSPC, EFBIG, EIO, ...). `data` is copied
   // before WriteAsync returns. `done` as for ReadAsync; see WriteMode for
@@ -362,6 +366,7 @@ class Volume {
   std::unique_ptr<aio::BufferPool> tail_pool_;
   std::unique_ptr<internal::IoGate[]> gates_;
   std::unique_ptr<internal::Executor> executor_;
+  LatencyHistogram read_finish_wait_;
 
   std::function<void(uint64_t)> attr_listener_;
   mutable std::mutex mu_;

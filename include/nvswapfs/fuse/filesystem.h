@@ -16,6 +16,14 @@
 //   user.nvswapfs.stats   on any inode: mount-wide "ops=N errors=N
 //                         bytes_read=N bytes_written=N in_flight=N
 //                         engine_requests=N engine_failed=N"
+//   user.nvswapfs.latency on any inode: where the mount's reads and writes
+//                         spend their time, median/99th percentile in µs:
+//                         "pieces=N queue_us=P/P device_us=P/P reads=N
+//                         finish_wait_us=P/P reply_us=P/P", for each engine
+//                         piece its wait to be submitted and its time on the
+//                         device, for each read from the device its wait for
+//                         a volume thread, and for each read reply its
+//                         sending (which copies the data into the kernel)
 #pragma once
 
 #include <fuse3/fuse_lowlevel.h>
@@ -28,6 +36,7 @@
 
 #include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/fs/volume.h"
+#include "nvswapfs/histogram.h"
 
 namespace nvswapfs::fuse {
 
@@ -95,6 +104,8 @@ class Filesystem {
   void CountError(uint64_t ino);
   void CountRead(uint64_t ino, uint64_t bytes, Served from = Served::kDevice);
   void CountWrite(uint64_t ino, uint64_t bytes);
+  // How long sending one read's reply took.
+  void TimeReadReply(uint64_t nanos) { read_reply_.Record(nanos); }
   // The kernel's references to inodes (lookup counts): counters of an inode
   // the kernel forgot are dropped, so their memory stays bounded.
   void Remember(uint64_t ino);
@@ -113,6 +124,7 @@ class Filesystem {
   std::unique_ptr<aio::BufferPool> read_buffers_;
   std::unique_ptr<aio::BufferPool> read_ahead_buffers_;
   std::atomic<uint64_t> ops_{0}, errors_{0}, bytes_read_{0}, bytes_written_{0};
+  LatencyHistogram read_reply_;
   std::mutex mu_;
   std::unordered_map<uint64_t, uint64_t> lookups_;       // guarded by mu_
   std::unordered_map<uint64_t, FileCounters> counters_;  // guarded by mu_
