@@ -17,13 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint64_t NanosBetween(Clock::time_point from, Clock::time_point to) {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count());
-}
-
-uint64_t NanosSince(Clock::time_point start) { return NanosBetween(start, Clock::now()); }
-
 // io_submit answering EAGAIN/EINTR (or accepting nothing) this many times in a
 // row with nothing in flight fails the piece rather than spinning forever.
 constexpr int kMaxFruitlessSubmits = 200;
@@ -199,8 +192,8 @@ void AioEngine::Worker::SubmitReady() {
     const uint64_t n = std::min<uint64_t>(chunk.length, opt.block_size);
     Slot* slot = free_slots_.back();
     free_slots_.pop_back();
-    slot->piece = Chunk{chunk.request, chunk.offset, chunk.buffer, n, chunk.no_progress,
-                        chunk.queued};
+    slot->piece =
+        Chunk{chunk.request, chunk.offset, chunk.buffer, n, chunk.no_progress, chunk.queued};
     slot->submitted = now;
     if (chunk.request->io.op == IoOp::kRead) {
       io_prep_pread(&slot->cb, fd, chunk.buffer, n, static_cast<long long>(chunk.offset));
@@ -225,11 +218,11 @@ void AioEngine::Worker::SubmitBatch() {
     const long want = single ? 1 : static_cast<long>(ContiguousRun(done));
     const auto start = Clock::now();
     const int rc = engine_.syscalls_.Submit(ctx_, want, &batch_[done]);
-    submit_latency.Record(NanosSince(start));
+    submit_latency.RecordSince(start);
     if (rc > 0) {
       for (int i = 0; i < rc; ++i) {
         const Slot* slot = static_cast<const Slot*>(batch_[done + static_cast<size_t>(i)]->data);
-        queue_latency.Record(NanosBetween(slot->piece.queued, slot->submitted));
+        queue_latency.RecordBetween(slot->piece.queued, slot->submitted);
       }
       done += static_cast<size_t>(rc);
       in_flight_ += static_cast<uint32_t>(rc);
@@ -290,7 +283,7 @@ void AioEngine::Worker::Reap() {
   const auto start = Clock::now();
   const int rc = engine_.syscalls_.GetEvents(ctx_, min_nr, static_cast<long>(events_.size()),
                                              events_.data(), nullptr);
-  reap_latency.Record(NanosSince(start));
+  reap_latency.RecordSince(start);
   if (rc < 0) {
     // The kernel still owns every in-flight control block and its buffer, so
     // they cannot be abandoned: retry (EINTR is the only error expected).
@@ -300,7 +293,7 @@ void AioEngine::Worker::Reap() {
   const Clock::time_point now = Clock::now();
   for (int i = 0; i < rc; ++i) {
     Slot* slot = static_cast<Slot*>(events_[static_cast<size_t>(i)].data);
-    device_latency.Record(NanosBetween(slot->submitted, now));
+    device_latency.RecordBetween(slot->submitted, now);
     --in_flight_;
     CompletePiece(slot, static_cast<long>(events_[static_cast<size_t>(i)].res));
   }

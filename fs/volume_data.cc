@@ -241,10 +241,7 @@ void Volume::ReleaseTransfer(Transfer* t) {
 
 void Volume::FinishTransfer(Transfer* t) {
   std::unique_ptr<Transfer> owned(t);
-  read_finish_wait_.Record(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                           t->finished)
-          .count()));
+  read_finish_wait_.RecordSince(t->finished);
   Status error;
   {
     std::lock_guard lock(t->mu);

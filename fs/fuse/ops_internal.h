@@ -33,9 +33,7 @@ template <typename Send>
 void TimedReadReply(Filesystem& fs, Send send) {
   const auto start = std::chrono::steady_clock::now();
   send();
-  fs.TimeReadReply(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                             std::chrono::steady_clock::now() - start)
-                                             .count()));
+  fs.TimeReadReply(start);
 }
 
 // Runs a callback body so that no exception reaches libfuse and a request

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 
 namespace nvswapfs {
@@ -13,6 +14,15 @@ namespace nvswapfs {
 class LatencyHistogram {
  public:
   void Record(uint64_t nanos);
+  // The time from `from` to `to`, or to now.
+  void RecordBetween(std::chrono::steady_clock::time_point from,
+                     std::chrono::steady_clock::time_point to) {
+    Record(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count()));
+  }
+  void RecordSince(std::chrono::steady_clock::time_point from) {
+    RecordBetween(from, std::chrono::steady_clock::now());
+  }
   // Adds every sample of `other` (read once, not atomically as a whole).
   void Merge(const LatencyHistogram& other);
   uint64_t count() const;

@@ -34,6 +34,17 @@ TEST(LatencyHistogramTest, MergeAddsCounts) {
   EXPECT_GE(a.Percentile(1.0), 2'000'000u);
 }
 
+TEST(LatencyHistogramTest, RecordsTheTimeBetweenTwoPoints) {
+  LatencyHistogram h;
+  const auto start = std::chrono::steady_clock::now();
+  h.RecordBetween(start, start + std::chrono::milliseconds(3));
+  EXPECT_EQ(h.count(), 1u);
+  EXPECT_GE(h.Percentile(1.0), 3'000'000u);
+  EXPECT_LE(h.Percentile(1.0), 3'000'000u * 5 / 4);
+  h.RecordSince(start);
+  EXPECT_EQ(h.count(), 2u);
+}
+
 TEST(LatencyHistogramTest, HandlesExtremes) {
   LatencyHistogram h;
   h.Record(0);

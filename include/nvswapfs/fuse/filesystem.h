@@ -104,8 +104,10 @@ class Filesystem {
   void CountError(uint64_t ino);
   void CountRead(uint64_t ino, uint64_t bytes, Served from = Served::kDevice);
   void CountWrite(uint64_t ino, uint64_t bytes);
-  // How long sending one read's reply took.
-  void TimeReadReply(uint64_t nanos) { read_reply_.Record(nanos); }
+  // Sending one read's reply, begun at `start`, is over.
+  void TimeReadReply(std::chrono::steady_clock::time_point start) {
+    read_reply_.RecordSince(start);
+  }
   // The kernel's references to inodes (lookup counts): counters of an inode
   // the kernel forgot are dropped, so their memory stays bounded.
   void Remember(uint64_t ino);
