@@ -185,6 +185,16 @@ void Filesystem::CountWrite(uint64_t ino, uint64_t bytes) {
   c.bytes_written += bytes;
 }
 
+bool Filesystem::KeepsCache(uint64_t ino) {
+  const uint64_t version = volume_.DataVersion(ino);
+  std::lock_guard lock(mu_);
+  auto [it, first] = cached_versions_.try_emplace(ino, version);
+  if (first) return false;
+  const bool unchanged = it->second == version;
+  it->second = version;
+  return unchanged;
+}
+
 void Filesystem::Remember(uint64_t ino) {
   std::lock_guard lock(mu_);
   lookups_[ino]++;
@@ -200,6 +210,8 @@ void Filesystem::Forget(uint64_t ino, uint64_t nlookup) {
   }
   lookups_.erase(it);
   counters_.erase(ino);
+  // The kernel let go of the inode, and of its cached pages with it.
+  cached_versions_.erase(ino);
 }
 
 std::string Filesystem::VirtualXattr(uint64_t ino, std::string_view name) {

@@ -33,7 +33,7 @@ Handle* HandleOf(fuse_file_info* fi) {
 Status OpenFile(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
   NVSWAPFS_RETURN_IF_ERROR(fs.volume().Open(ino));
   fi->direct_io = BypassesPageCache(fi->flags, DirectIoMmapGranted());
-  fi->keep_cache = 0;
+  fi->keep_cache = fs.KeepsCache(ino) ? 1 : 0;
   auto handle = std::make_unique<Handle>();
   if (fi->direct_io && (fi->flags & O_ACCMODE) != O_WRONLY) {
     handle->ahead = std::make_unique<ReadAhead>(fs.volume(), fs.read_ahead_pool(), ino,

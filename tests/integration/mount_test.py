@@ -386,6 +386,89 @@ class PythonClientsTest(MountTest):
         self.assertEqual(data[4096:16384], b"B" * 12288)
         self.assertEqual(len(data), (1 << 20) + 10)
 
+    def test_a_new_open_of_an_unchanged_file_reads_it_from_memory(self):
+        # Loading the same checkpoint twice (torch.load, np.load, cat) opens
+        # it twice: the second open keeps what the first one cached. After
+        # any change to the file's bytes, whatever made it, the next open
+        # drops the cache and reads the new bytes from the daemon.
+        import mmap
+        MIB = 1 << 20
+        path = self.m.path("again")
+        model = bytearray(os.urandom(8 * MIB))
+        with open(path, "wb") as f:
+            f.write(model)
+
+        def open_and_read():
+            """(pages cached when the open returned, the bytes read, reads the daemon served)"""
+            before = io_counters(path)["reads"]
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                cached = cached_pages(fd, len(model))
+                chunks = []
+                while chunk := os.read(fd, MIB):
+                    chunks.append(chunk)
+            finally:
+                os.close(fd)
+            return cached, b"".join(chunks), io_counters(path)["reads"] - before
+
+        cached, data, served = open_and_read()
+        self.assertEqual(data, model)
+        self.assertEqual(served, 8)  # 1 MiB requests, the kernel's read-ahead
+        cached, data, served = open_and_read()
+        self.assertEqual(cached, len(model) // 4096)
+        self.assertEqual(data, model)
+        self.assertEqual(served, 0)
+
+        def through(flags, offset, data):
+            fd = os.open(path, flags)
+            try:
+                os.pwrite(fd, data, offset)
+            finally:
+                os.close(fd)
+
+        def mapped_store():
+            fd = os.open(path, os.O_RDWR)
+            try:
+                with mmap.mmap(fd, len(model)) as m:
+                    m[5 * MIB:5 * MIB + 4] = b"MAPS"
+                    m.flush()
+            finally:
+                os.close(fd)
+
+        def punch():
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * MIB, MIB)
+            finally:
+                os.close(fd)
+
+        changes = [
+            ("write-only open", lambda: through(os.O_WRONLY, 100, b"w" * 5000),
+             lambda: model.__setitem__(slice(100, 5100), b"w" * 5000)),
+            ("read-write open", lambda: through(os.O_RDWR, 3 * MIB - 7, b"rw" * 9),
+             lambda: model.__setitem__(slice(3 * MIB - 7, 3 * MIB + 11), b"rw" * 9)),
+            ("shared mapping", mapped_store,
+             lambda: model.__setitem__(slice(5 * MIB, 5 * MIB + 4), b"MAPS")),
+            ("O_DIRECT write", lambda: write_direct(path, b"D" * 8192),
+             lambda: model.__setitem__(slice(0, 8192), b"D" * 8192)),
+            ("punched hole", punch, lambda: model.__setitem__(slice(2 * MIB, 3 * MIB), bytes(MIB))),
+            ("truncate", lambda: os.truncate(path, 7 * MIB),
+             lambda: model.__delitem__(slice(7 * MIB, None))),
+            ("extend", lambda: os.truncate(path, 8 * MIB), lambda: model.extend(bytes(MIB))),
+        ]
+        for name, change, expect in changes:
+            with self.subTest(change=name):
+                change()
+                expect()
+                cached, data, served = open_and_read()
+                self.assertEqual(cached, 0)  # dropped at the open
+                self.assertEqual(len(data), len(model))
+                self.assertEqual(data, model)
+                self.assertGreater(served, 0)
+                cached, data, served = open_and_read()  # and kept again after
+                self.assertEqual(data, model)
+                self.assertEqual(served, 0)
+
     def test_write_only_open_writes_from_a_mapping_of_the_same_file(self):
         # A write that bypasses the page cache pins the writer's pages; when
         # they are a mapping of the file being written, faulting them in

@@ -108,6 +108,14 @@ class Filesystem {
   void TimeReadReply(std::chrono::steady_clock::time_point start) {
     read_reply_.RecordSince(start);
   }
+  // Whether an open of `ino` may keep what the kernel has cached of its
+  // bytes (FOPEN_KEEP_CACHE), so that reading an unchanged file again, in a
+  // new open, comes from memory. Every change to a file's bytes goes through
+  // this daemon and moves its data version (fs::Volume::DataVersion): an
+  // open keeps the cache when the version is the one the previous open saw;
+  // the first open after a change drops it, and the pages the kernel caches
+  // from then on are of the new version.
+  bool KeepsCache(uint64_t ino);
   // The kernel's references to inodes (lookup counts): counters of an inode
   // the kernel forgot are dropped, so their memory stays bounded.
   void Remember(uint64_t ino);
@@ -130,6 +138,8 @@ class Filesystem {
   std::mutex mu_;
   std::unordered_map<uint64_t, uint64_t> lookups_;       // guarded by mu_
   std::unordered_map<uint64_t, FileCounters> counters_;  // guarded by mu_
+  // The data version each inode's last open saw; guarded by mu_.
+  std::unordered_map<uint64_t, uint64_t> cached_versions_;
 };
 
 }  // namespace nvswapfs::fuse
