@@ -195,6 +195,11 @@ bool Filesystem::KeepsCache(uint64_t ino) {
   return unchanged;
 }
 
+void Filesystem::CacheUnknown(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  cached_versions_.erase(ino);
+}
+
 void Filesystem::Remember(uint64_t ino) {
   std::lock_guard lock(mu_);
   lookups_[ino]++;

@@ -33,12 +33,13 @@ Handle* HandleOf(fuse_file_info* fi) {
 Status OpenFile(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
   NVSWAPFS_RETURN_IF_ERROR(fs.volume().Open(ino));
   fi->direct_io = BypassesPageCache(fi->flags, DirectIoMmapGranted());
-  fi->keep_cache = fs.KeepsCache(ino) ? 1 : 0;
   auto handle = std::make_unique<Handle>();
   if (fi->direct_io && (fi->flags & O_ACCMODE) != O_WRONLY) {
     handle->ahead = std::make_unique<ReadAhead>(fs.volume(), fs.read_ahead_pool(), ino,
                                                 fs.options().read_ahead_depth);
   }
+  // Last: from here on only the reply can fail (see AbandonUnsentOpen).
+  fi->keep_cache = fs.KeepsCache(ino) ? 1 : 0;
   fi->fh = reinterpret_cast<uint64_t>(handle.release());
   return Status::Ok();
 }
@@ -48,6 +49,13 @@ void AbandonOpen(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
   fs.volume().Release(ino);
 }
 
+// An open whose reply never reached the kernel (the caller was interrupted):
+// the kernel did not drop its cache as the reply may have told it to.
+void AbandonUnsentOpen(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
+  fs.CacheUnknown(ino);
+  AbandonOpen(fs, ino, fi);
+}
+
 }  // namespace
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -55,7 +63,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Filesystem& fs = FsOf(req);
     Status s = OpenFile(fs, ino, fi);
     if (!s.ok()) return ReplyError(req, s, ino);
-    if (fuse_reply_open(req, fi) != 0) AbandonOpen(fs, ino, fi);
+    if (fuse_reply_open(req, fi) != 0) AbandonUnsentOpen(fs, ino, fi);
   });
 }
 
@@ -72,7 +80,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     if (fuse_reply_create(req, &e, fi) == 0) {
       fs.Remember(attr->ino);
     } else {
-      AbandonOpen(fs, attr->ino, fi);
+      AbandonUnsentOpen(fs, attr->ino, fi);
     }
   });
 }

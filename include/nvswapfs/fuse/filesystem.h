@@ -116,6 +116,9 @@ class Filesystem {
   // the first open after a change drops it, and the pages the kernel caches
   // from then on are of the new version.
   bool KeepsCache(uint64_t ino);
+  // What the kernel holds of `ino` is not known (an open's reply was lost):
+  // the next open drops it.
+  void CacheUnknown(uint64_t ino);
   // The kernel's references to inodes (lookup counts): counters of an inode
   // the kernel forgot are dropped, so their memory stays bounded.
   void Remember(uint64_t ino);
