@@ -70,7 +70,7 @@ class AioEngine::Worker {
   struct Slot {
     struct iocb cb;
     Chunk piece;
-    Clock::time_point submitted;
+    Clock::time_point submitted;  // when the io_submit that took it began
   };
 
   void Run();
@@ -178,7 +178,6 @@ void AioEngine::Worker::SubmitReady() {
   if (!opt.overlap && in_flight_ > 0) return;  // sequential: reap the whole batch first
   const int fd = engine_.device_.fd();
   batch_.clear();
-  const Clock::time_point now = Clock::now();
   while (in_flight_ + batch_.size() < opt.queue_depth && !pending_.empty()) {
     Chunk& chunk = pending_.front();
     if (chunk.request->failed.load(std::memory_order_acquire)) {
@@ -194,7 +193,6 @@ void AioEngine::Worker::SubmitReady() {
     free_slots_.pop_back();
     slot->piece =
         Chunk{chunk.request, chunk.offset, chunk.buffer, n, chunk.no_progress, chunk.queued};
-    slot->submitted = now;
     if (chunk.request->io.op == IoOp::kRead) {
       io_prep_pread(&slot->cb, fd, chunk.buffer, n, static_cast<long long>(chunk.offset));
     } else {
@@ -221,8 +219,9 @@ void AioEngine::Worker::SubmitBatch() {
     submit_latency.RecordSince(start);
     if (rc > 0) {
       for (int i = 0; i < rc; ++i) {
-        const Slot* slot = static_cast<const Slot*>(batch_[done + static_cast<size_t>(i)]->data);
-        queue_latency.RecordBetween(slot->piece.queued, slot->submitted);
+        Slot* slot = static_cast<Slot*>(batch_[done + static_cast<size_t>(i)]->data);
+        slot->submitted = start;
+        queue_latency.RecordBetween(slot->piece.queued, start);
       }
       done += static_cast<size_t>(rc);
       in_flight_ += static_cast<uint32_t>(rc);
