@@ -82,6 +82,33 @@ Result<BlockDevice> BlockDevice::Open(const std::string& path, const DeviceOptio
   return BlockDevice(std::move(fd), std::move(info));
 }
 
+Status BlockDevice::Discard(uint64_t offset, uint64_t length) const {
+  const uint64_t lbs = info_.logical_block_size;
+  if (offset % lbs != 0 || length % lbs != 0 || length == 0 || offset > info_.size ||
+      length > info_.size - offset) {
+    return Status::Error(EINVAL, "discard", info_.path, offset, length)
+        .WithDetail("not whole logical blocks of " + std::to_string(lbs) +
+                    " bytes inside the device");
+  }
+  if (info_.read_only) return Status::Error(EROFS, "discard", info_.path, offset, length);
+  int rc = 0;
+  if (info_.is_block_device) {
+    uint64_t range[2] = {offset, length};
+    rc = ::ioctl(fd_.get(), BLKDISCARD, range);
+  } else {
+    rc = ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                     static_cast<off_t>(offset), static_cast<off_t>(length));
+  }
+  if (rc == 0) return Status::Ok();
+  Status s = Status::FromErrno("discard", info_.path).WithRange(offset, length);
+  if (s.code() == EOPNOTSUPP) {
+    return std::move(s).WithDetail(info_.is_block_device
+                                       ? "the device does not support discard"
+                                       : "the filesystem holding the image cannot punch holes");
+  }
+  return s;
+}
+
 Status CreateImageFile(const std::string& path, uint64_t size, bool preallocate) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd.valid()) return Status::FromErrno("create image", path);

@@ -44,6 +44,14 @@ class BlockDevice {
   int fd() const { return fd_.get(); }
   const DeviceInfo& info() const { return info_; }
 
+  // Tells the device that [offset, offset + length) holds nothing worth
+  // keeping: BLKDISCARD on a block device (TRIM, or deallocate on NVMe), a
+  // punched hole in an image file (its space goes back to the filesystem
+  // holding it). What the range reads afterwards is unspecified. The range
+  // must be aligned to logical_block_size and inside the device (EINVAL);
+  // EOPNOTSUPP when the device or the filesystem cannot.
+  Status Discard(uint64_t offset, uint64_t length) const;
+
  private:
   BlockDevice(UniqueFd fd, DeviceInfo info) : fd_(std::move(fd)), info_(std::move(info)) {}
   UniqueFd fd_;

@@ -89,6 +89,11 @@ class IoEngine {
   // Makes every write that has completed durable (fdatasync of the device).
   virtual Status Flush() = 0;
 
+  // Tells the device a range holds nothing worth keeping; see
+  // BlockDevice::Discard. The caller makes sure no request touches the
+  // range meanwhile.
+  virtual Status Discard(uint64_t offset, uint64_t length) = 0;
+
   virtual const DeviceInfo& device() const = 0;
   virtual EngineStats stats() const = 0;
   // Latency of single io_submit / io_getevents calls (engines without them

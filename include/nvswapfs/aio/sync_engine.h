@@ -18,6 +18,9 @@ class SyncEngine final : public IoEngine {
 
   void Submit(const IoRequest& request, IoCallback done) override;
   Status Flush() override;
+  Status Discard(uint64_t offset, uint64_t length) override {
+    return device_.Discard(offset, length);
+  }
   const DeviceInfo& device() const override { return device_.info(); }
   EngineStats stats() const override;
 
