@@ -158,6 +158,17 @@ std::vector<UnitRun> UnitAllocator::FreeRuns() const {
   return runs;
 }
 
+std::optional<UnitRun> UnitAllocator::FreeRunFrom(uint64_t unit) const {
+  auto next = free_.upper_bound(unit);
+  if (next != free_.begin()) {
+    auto holding = std::prev(next);
+    const uint64_t end = holding->first + holding->second;
+    if (end > unit) return UnitRun{unit, end - unit};
+  }
+  if (next == free_.end()) return std::nullopt;
+  return UnitRun{next->first, next->second};
+}
+
 bool UnitAllocator::IsFree(uint64_t unit) const {
   auto it = free_.upper_bound(unit);
   if (it == free_.begin()) return false;

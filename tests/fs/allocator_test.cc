@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -170,6 +171,22 @@ TEST(UnitAllocatorTest, IsFreeSeesRunEdges) {
   EXPECT_FALSE(alloc.IsFree(9));
   EXPECT_TRUE(alloc.IsFree(10));
   EXPECT_FALSE(alloc.IsFree(kMax64));
+}
+
+TEST(UnitAllocatorTest, FreeRunFromStartsInsideARunOrAtTheNextOne) {
+  UnitAllocator alloc = WithUsed(20, {{0, 2}, {5, 5}, {15, 5}});
+  EXPECT_EQ(alloc.FreeRunFrom(0), (UnitRun{2, 3}));
+  EXPECT_EQ(alloc.FreeRunFrom(3), (UnitRun{3, 2}));
+  EXPECT_EQ(alloc.FreeRunFrom(4), (UnitRun{4, 1}));
+  EXPECT_EQ(alloc.FreeRunFrom(5), (UnitRun{10, 5}));
+  EXPECT_EQ(alloc.FreeRunFrom(14), (UnitRun{14, 1}));
+  EXPECT_EQ(alloc.FreeRunFrom(15), std::nullopt);
+  EXPECT_EQ(alloc.FreeRunFrom(kMax64), std::nullopt);
+  // Pending units are not free yet.
+  ASSERT_TRUE(alloc.Free({15, 5}));
+  EXPECT_EQ(alloc.FreeRunFrom(15), std::nullopt);
+  alloc.CommitFrees();
+  EXPECT_EQ(alloc.FreeRunFrom(12), (UnitRun{12, 8}));
 }
 
 // --- Randomized comparison against a per-unit model. ---
@@ -341,6 +358,15 @@ class AllocatorProperty {
       const uint64_t unit = Uniform(0, total_);
       ASSERT_EQ(alloc_.IsFree(unit), unit < total_ && model_[unit] == State::kFree) << unit;
     }
+    const uint64_t from = Uniform(0, total_);
+    std::optional<UnitRun> want;
+    for (uint64_t u = from; u < total_ && !want.has_value(); ++u) {
+      if (model_[u] != State::kFree) continue;
+      uint64_t end = u;
+      while (end < total_ && model_[end] == State::kFree) ++end;
+      want = UnitRun{u, end - u};
+    }
+    ASSERT_EQ(alloc_.FreeRunFrom(from), want) << "FreeRunFrom(" << from << ")";
   }
 
   std::mt19937_64 rng_;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -54,6 +55,10 @@ class UnitAllocator {
   uint64_t used_units() const { return total_ - free_count_ - pending_count_; }
   // The free runs, sorted (for fsck and tests).
   std::vector<UnitRun> FreeRuns() const;
+  // The free units from `unit` on to the end of the free run holding it, or
+  // else the next free run after it; nullopt when no unit from `unit` on is
+  // free.
+  std::optional<UnitRun> FreeRunFrom(uint64_t unit) const;
   bool IsFree(uint64_t unit) const;
 
  private:
