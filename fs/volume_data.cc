@@ -87,6 +87,9 @@ namespace {
 
 using internal::UnitToBlock;
 
+// Free space Trim discards in one hold of the metadata lock.
+constexpr uint64_t kTrimPiece = 64 << 20;
+
 // Where one staging-sized piece of a transfer goes: file bytes [chunk,
 // chunk_end) live at device block `physical`; the caller's bytes cover
 // [from, to) of it.
@@ -137,6 +140,45 @@ void Volume::FreeExtents(const std::vector<Extent>& extents) {
   auto runs = internal::UnitsOf(store_.superblock(), extents);
   if (!runs.ok()) return;  // checked at open; cannot happen for live extents
   for (const UnitRun& run : *runs) (void)allocator_.Free(run);
+}
+
+Result<uint64_t> Volume::Trim(uint64_t start, uint64_t length, uint64_t min_length) {
+  const Superblock& sb = store_.superblock();
+  const uint64_t unit = sb.alloc_unit;
+  const uint64_t total = allocator_.total_units();
+  // The units wholly inside [start, end).
+  const uint64_t end = length > UINT64_MAX - start ? UINT64_MAX : start + length;
+  uint64_t next = start <= sb.data_offset ? 0 : RoundUp(start - sb.data_offset, unit) / unit;
+  const uint64_t limit = end <= sb.data_offset ? 0 : std::min(total, (end - sb.data_offset) / unit);
+  const uint64_t min_units = std::max<uint64_t>(1, RoundUp(min_length, unit) / unit);
+  const uint64_t piece_units = std::max<uint64_t>(1, kTrimPiece / unit);
+  {
+    std::lock_guard lock(mu_);
+    NVSWAPFS_RETURN_IF_ERROR(CheckWritable("trim", kRootIno));
+    NVSWAPFS_RETURN_IF_ERROR(CommitLocked());
+  }
+  uint64_t trimmed = 0;
+  bool continuing = false;  // `next` is where the last piece, cut short, ended
+  while (next < limit) {
+    std::lock_guard lock(mu_);
+    NVSWAPFS_RETURN_IF_ERROR(CheckWritable("trim", kRootIno));
+    const std::optional<UnitRun> run = allocator_.FreeRunFrom(next);
+    if (!run.has_value() || run->first >= limit) break;
+    const uint64_t available = std::min(run->first + run->count, limit) - run->first;
+    if (available < min_units && !(continuing && run->first == next)) {
+      next = run->first + available;
+      continuing = false;
+      continue;
+    }
+    const uint64_t count = std::min(available, piece_units);
+    const uint64_t offset = UnitToBlock(sb, run->first) * kBlockSize;
+    Status s = engine_->Discard(offset, count * unit);
+    if (!s.ok()) return FileError("trim", meta_.PathOf(kRootIno), offset, count * unit, s);
+    trimmed += count * unit;
+    next = run->first + count;
+    continuing = count < available;
+  }
+  return trimmed;
 }
 
 Status Volume::EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_block,

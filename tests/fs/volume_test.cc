@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include <chrono>
@@ -233,12 +234,12 @@ class WriteSources : public aio::Syscalls {
   std::vector<void*> sources_;
 };
 
-Result<size_t> WriteHandedOver(Volume& v, uint64_t ino, uint64_t offset,
-                               std::span<std::byte> data, std::shared_ptr<void> owner,
-                               WriteMode mode) {
+Result<size_t> WriteHandedOver(Volume& v, uint64_t ino, uint64_t offset, std::span<std::byte> data,
+                               std::shared_ptr<void> owner, WriteMode mode) {
   std::promise<Result<size_t>> outcome;
-  v.WriteAsync(ino, offset, data, std::move(owner),
-               [&](Result<size_t> r) { outcome.set_value(std::move(r)); }, mode, true);
+  v.WriteAsync(
+      ino, offset, data, std::move(owner),
+      [&](Result<size_t> r) { outcome.set_value(std::move(r)); }, mode, true);
   return outcome.get_future().get();
 }
 
@@ -553,6 +554,73 @@ TEST_F(VolumeTest, FullDeviceGivesEnospcAndDeletingGivesSpaceBack) {
   EXPECT_EQ(volume_->StatFs().free_blocks, before.free_blocks - (8 << 20) / 4096);
 }
 
+// Bytes the image takes on the filesystem holding it.
+uint64_t AllocatedBytes(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+TEST_F(VolumeTest, TrimDiscardsFreeSpaceAndNothingAFileHolds) {
+  const std::string kept = Pattern(8 << 20, 1);
+  const std::string held = Pattern(4 << 20, 3);
+  const uint64_t k = MakeFile("kept", kept);
+  MakeFile("deleted", Pattern(8 << 20, 2));
+  const uint64_t h = MakeFile("held", held);
+  ASSERT_TRUE(volume_->Sync().ok());
+  const uint64_t before = AllocatedBytes(image_.path());
+  // Deleted but not yet committed: the trim commits first, so their space
+  // goes too; a file deleted while open keeps its space until released.
+  ASSERT_TRUE(volume_->Open(h).ok());
+  ASSERT_TRUE(volume_->Unlink(kRootIno, "held").ok());
+  ASSERT_TRUE(volume_->Unlink(kRootIno, "deleted").ok());
+  auto trimmed = volume_->Trim(0, UINT64_MAX, 0);
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status().ToString();
+  EXPECT_EQ(*trimmed, volume_->StatFs().free_blocks * kBlockSize);
+  // 8 MiB less, but for the log blocks of the commit the trim made.
+  EXPECT_LE(AllocatedBytes(image_.path()), before - (8 << 20) + (64 << 10));
+  EXPECT_EQ(ReadAll(*volume_, k), kept);
+  EXPECT_EQ(ReadAll(*volume_, h), held);
+  volume_->Release(h);
+
+  // Discarded space is used again like any other, and the volume is whole.
+  const std::string fresh = Pattern(20 << 20, 4);
+  MakeFile("fresh", fresh);
+  Reopen();
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/kept")), kept);
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/fresh")), fresh);
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  auto checked = CheckImage(image_.path());
+  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+  EXPECT_EQ(checked->problems, std::vector<std::string>{});
+}
+
+TEST_F(VolumeTest, TrimKeepsToItsRangeAndSkipsShortFreeRuns) {
+  const uint64_t unit = volume_->superblock().alloc_unit;
+  const uint64_t data = volume_->superblock().data_offset;
+  // Free space: two units, then one used, then the rest of the device.
+  MakeFile("first", std::string(2 * unit, 'a'));
+  MakeFile("second", std::string(unit, 'b'));
+  ASSERT_TRUE(volume_->Unlink(kRootIno, "first").ok());
+  ASSERT_TRUE(volume_->Sync().ok());
+  const uint64_t free_bytes = volume_->StatFs().free_blocks * kBlockSize;
+  ASSERT_GT(free_bytes, 4 * unit);
+
+  auto r = volume_->Trim(0, UINT64_MAX, 3 * unit);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, free_bytes - 2 * unit);
+  r = volume_->Trim(0, UINT64_MAX, 0);
+  EXPECT_EQ(*r, free_bytes);
+  // Only whole free units inside the range count.
+  EXPECT_EQ(*volume_->Trim(0, data, 0), 0u);
+  EXPECT_EQ(*volume_->Trim(data, unit, 0), unit);
+  EXPECT_EQ(*volume_->Trim(data + 1, 2 * unit, 0), unit);
+  EXPECT_EQ(*volume_->Trim(data, 4 * unit, 0), 3 * unit);
+  EXPECT_EQ(*volume_->Trim(UINT64_MAX - 1, 10, 0), 0u);
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/second")), std::string(unit, 'b'));
+}
+
 TEST_F(VolumeTest, UnlinkedWhileOpenLivesUntilRelease) {
   const uint64_t f = MakeFile("tmp", std::string(2 << 20, 't'));
   const uint64_t free_with_file = volume_->StatFs().free_blocks;
@@ -596,6 +664,7 @@ TEST_F(VolumeTest, ReadOnlyVolumeRefusesChanges) {
   EXPECT_EQ(volume_->Write(f, 0, Bytes("x")).status().code(), EROFS);
   EXPECT_EQ(volume_->Create(kRootIno, "new", kFile).status().code(), EROFS);
   EXPECT_EQ(volume_->Unlink(kRootIno, "ro").code(), EROFS);
+  EXPECT_EQ(volume_->Trim(0, UINT64_MAX, 0).status().code(), EROFS);
 }
 
 TEST_F(VolumeTest, DeviceErrorFailsTheOpAndNamesTheFile) {

@@ -211,8 +211,7 @@ class Volume {
   // and `owner` is kept until they are on the device; the rest is copied as
   // above.
   void WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data,
-                  std::shared_ptr<void> owner, TransferDone done, WriteMode mode,
-                  bool privileged);
+                  std::shared_ptr<void> owner, TransferDone done, WriteMode mode, bool privileged);
   // The same, waiting for the outcome.
   Result<size_t> Read(uint64_t ino, uint64_t offset, std::span<std::byte> out);
   Result<size_t> Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
@@ -234,6 +233,16 @@ class Volume {
   // Commits everything (see the crash-consistency rules above).
   Status Fsync(uint64_t ino);
   Status Sync();
+
+  // Discards the free space of the data region inside the device byte range
+  // [start, start + length) (see aio::BlockDevice::Discard), skipping free
+  // runs shorter than `min_length` bytes: what fstrim asks for. Commits
+  // first, so that the space of files deleted just before is free to
+  // discard. Free space is discarded a bounded piece at a time under the
+  // metadata lock, so nothing is allocated in a piece while it is being
+  // discarded. Returns the bytes discarded; EROFS on a read-only volume,
+  // EOPNOTSUPP when the device cannot discard.
+  Result<uint64_t> Trim(uint64_t start, uint64_t length, uint64_t min_length);
 
   // --- Open files: an inode unlinked while open lives until its last Release.
   Status Open(uint64_t ino);
