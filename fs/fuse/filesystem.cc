@@ -129,6 +129,7 @@ const fuse_lowlevel_ops& Filesystem::Operations() {
     o.access = Access;
     o.create = Create;
     o.fallocate = Fallocate;
+    o.ioctl = Ioctl;
     return o;
   }();
   return ops;

@@ -1,12 +1,17 @@
-// FUSE callbacks for file data: open, read, write, flush, sync, release.
+// FUSE callbacks for file data: open, read, write, flush, sync, release;
+// and the volume's free space (fstrim).
 #include <fcntl.h>
+#include <linux/fs.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstring>
 
 #include "init_reply.h"
 #include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/fuse/connection.h"
+#include "nvswapfs/units.h"
 #include "ops_internal.h"
 #include "read_ahead.h"
 #include "serve.h"
@@ -189,6 +194,35 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
                                             static_cast<uint64_t>(length));
     if (!s.ok()) return ReplyError(req, s, ino, s.code() == EOPNOTSUPP);
     fuse_reply_err(req, 0);
+  });
+}
+
+// FITRIM, which `fstrim MOUNTPOINT` sends to the mount point: discards the
+// volume's free space on the device. The kernel copies the range in and out
+// itself (a restricted ioctl, its size encoded in the command). Any other
+// ioctl is not one of ours.
+void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned,
+           const void* in_buf, size_t in_size, size_t out_size) {
+  Guarded(req, [&] {
+    if (cmd != FITRIM) return (void)fuse_reply_err(req, ENOTTY);
+    fstrim_range range{};
+    if (in_size < sizeof range || out_size < sizeof range) {
+      return (void)fuse_reply_err(req, EINVAL);
+    }
+    // As on a local filesystem, discarding is for the administrator.
+    if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
+    std::memcpy(&range, in_buf, sizeof range);
+    Filesystem& fs = FsOf(req);
+    const auto start = std::chrono::steady_clock::now();
+    Result<uint64_t> trimmed = fs.volume().Trim(range.start, range.len, range.minlen);
+    if (!trimmed.ok()) return ReplyError(req, trimmed.status(), ino);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    LogInfo("trim: discarded " + FormatSize(*trimmed) + " of free space in " + std::to_string(ms) +
+            " ms");
+    range.len = *trimmed;
+    fuse_reply_ioctl(req, 0, &range, sizeof range);
   });
 }
 

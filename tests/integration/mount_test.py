@@ -602,6 +602,55 @@ class PythonClientsTest(MountTest):
             self.assertEqual(f.read(), b"")
 
 
+class TrimTest(MountTest):
+    size = "256M"
+
+    def test_fstrim_gives_free_space_back_and_keeps_the_files(self):
+        kept = os.urandom(32 << 20)
+        with open(self.m.path("kept"), "wb") as f:
+            f.write(kept)
+        with open(self.m.path("gone"), "wb") as f:
+            f.write(os.urandom(64 << 20))
+        before = os.stat(self.m.image).st_blocks * 512
+        # Deleted just before: fstrim still gets its space (the daemon
+        # commits first).
+        os.unlink(self.m.path("gone"))
+        out = run("fstrim", "-v", self.m.mnt).stdout
+        trimmed = int(re.search(r"\((\d+) bytes\) trimmed", out).group(1))
+        st = os.statvfs(self.m.mnt)
+        self.assertEqual(trimmed, st.f_bfree * st.f_frsize, out)
+        # The image gave the deleted file's space back to the filesystem
+        # holding it (but for a few metadata blocks the commit wrote).
+        after = os.stat(self.m.image).st_blocks * 512
+        self.assertLessEqual(after, before - (64 << 20) + (1 << 20))
+        self.assertIn("trim: discarded", self.m.log_text())
+        with open(self.m.path("kept"), "rb") as f:
+            self.assertEqual(f.read(), kept)
+        # Free space taken again after a trim holds what is written to it.
+        again = os.urandom(96 << 20)
+        with open(self.m.path("again"), "wb") as f:
+            f.write(again)
+        self.remount()
+        for name, data in (("kept", kept), ("again", again)):
+            with open(self.m.path(name), "rb") as f:
+                self.assertEqual(hashlib.sha256(f.read()).digest(),
+                                 hashlib.sha256(data).digest(), name)
+
+        # Only root may trim, as on a local filesystem; a read-only mount
+        # refuses.
+        os.chmod(self.tmp, 0o755)
+        self.m.stop()
+        self.m.start(options="allow_other")
+        p = as_nobody("fstrim", self.m.mnt)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("Operation not permitted", p.stderr)
+        self.m.stop()
+        self.m.start(options="ro")
+        p = run("fstrim", self.m.mnt, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("Read-only file system", p.stderr)
+
+
 class FioTest(MountTest):
     def test_fio_libaio_direct_with_verify(self):
         p = run("fio", "--name=verify", f"--filename={self.m.path('fio.dat')}", "--size=256M",
