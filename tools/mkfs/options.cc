@@ -29,7 +29,10 @@ po::options_description Visible() {
        "Create DEVICE as a sparse image file of SIZE bytes (K, M, G, T suffixes) when it does "
        "not exist, or grow an existing smaller image file to SIZE. Not for block devices.")
       ("alloc-unit", po::value<std::string>()->value_name("SIZE")->default_value("1M"),
-       "Allocation unit: a power of two from 64K to 64M. Files take space in whole units.");
+       "Allocation unit: a power of two from 64K to 64M. Files take space in whole units.")
+      ("no-discard", po::bool_switch(),
+       "Do not discard (TRIM) a block device's data region before formatting. By default it "
+       "is discarded, so the drive starts with nothing to keep; image files never are.");
   // clang-format on
   return d;
 }
@@ -41,6 +44,7 @@ std::string Get(const po::variables_map& vm, const char* name) {
 Status ParseValues(const po::variables_map& vm, MkfsOptions* out) {
   if (out->device.empty()) return UsageError("", "no DEVICE given");
   out->force = vm["force"].as<bool>();
+  out->no_discard = vm["no-discard"].as<bool>();
   out->label = Get(vm, "label");
   if (out->label.size() > fs::kMaxLabel) {
     return UsageError("--label", "is " + std::to_string(out->label.size()) + " bytes; at most " +
@@ -83,7 +87,8 @@ Result<MkfsOptions> ParseCommandLine(int argc, const char* const* argv) {
 
 std::string UsageText() {
   std::ostringstream out;
-  out << "Usage: mkfs.nvswapfs [-f] [-L LABEL] [--size SIZE] [--alloc-unit SIZE] DEVICE\n\n"
+  out << "Usage: mkfs.nvswapfs [-f] [-L LABEL] [--size SIZE] [--alloc-unit SIZE] [--no-discard]\n"
+         "                     DEVICE\n\n"
          "Creates an empty nvswapfs volume on DEVICE, a block device or an image file.\n"
          "Exit status: 0 formatted, 1 failed or refused, 2 usage error.\n\n"
       << Visible();

@@ -19,6 +19,8 @@ struct MkfsOptions {
   // --size: create (or grow) an image file of this many bytes.
   std::optional<uint64_t> size;
   uint64_t alloc_unit = 0;
+  // --no-discard: leave a block device's data region as it is.
+  bool no_discard = false;
 };
 
 // Parses argv. Usage mistakes come back as EINVAL statuses whose subject is
