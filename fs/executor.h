@@ -1,6 +1,8 @@
 // A few threads that run the last step of data transfers; not a public API.
 #pragma once
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -16,8 +18,14 @@ namespace nvswapfs::fs::internal {
 // everything already posted, then joins.
 class Executor {
  public:
-  explicit Executor(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  // Threads named `name` (at most 15 bytes), as top -H and perf show them.
+  Executor(int threads, const char* name) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, name] {
+        pthread_setname_np(pthread_self(), name);
+        Run();
+      });
+    }
   }
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;

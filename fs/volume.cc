@@ -2,6 +2,7 @@
 // The data path is in volume_data.cc.
 #include "nvswapfs/fs/volume.h"
 
+#include <pthread.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -112,7 +113,10 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<aio::IoEngine> engi
       NVSWAPFS_RETURN_IF_ERROR(v.CommitLocked());
     }
     if (v.options_.commit_interval_s > 0) {
-      v.commit_thread_ = std::thread([&v] { v.CommitLoop(); });
+      v.commit_thread_ = std::thread([&v] {
+        pthread_setname_np(pthread_self(), "nvswapfs-commit");
+        v.CommitLoop();
+      });
     }
   }
   return volume;
@@ -124,7 +128,7 @@ Volume::Volume(std::unique_ptr<aio::IoEngine> engine, MetadataStore store, Metad
       store_(std::move(store)),
       options_(options),
       gates_(std::make_unique<internal::IoGate[]>(kGates)),
-      executor_(std::make_unique<internal::Executor>(kFinishThreads)),
+      executor_(std::make_unique<internal::Executor>(kFinishThreads, "nvswapfs-finish")),
       meta_(std::move(metadata)),
       allocator_(store_.superblock().data_size / store_.superblock().alloc_unit),
       next_ino_(store_.next_ino()) {}
