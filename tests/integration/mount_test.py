@@ -1605,10 +1605,18 @@ class RandomTesterTest(MountTest):
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def expect_clean(self, procs):
-        for p in procs:
-            out, _ = p.communicate(timeout=900)
-            self.assertEqual(p.returncode, 0, out)
-            self.assertIn("every read matched the model", out)
+        try:
+            for p in procs:
+                out, _ = p.communicate(timeout=900)
+                self.assertEqual(p.returncode, 0, out)
+                self.assertIn("every read matched the model", out)
+        finally:
+            # After a failure, the clients still running would keep the
+            # mount busy and leave it behind.
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
 
     def test_random_operations_match_the_model(self):
         self.expect_clean([self.fsx("--ops", 2500, "--seed", seed) for seed in (11,)])
@@ -1621,7 +1629,26 @@ class RandomTesterTest(MountTest):
         procs = [self.fsx("--ops", 800, "--seed", 200 + i) for i in range(3)]
         procs += [self.fsx("--ops", 500, "--seed", 300 + i, "--region", f"{i * region}:{region}")
                   for i in range(4)]
-        self.expect_clean(procs)
+        # fstrim over and over beside them: discarding the free space must
+        # never touch a byte a file holds, nor space a writer is taking.
+        stop = threading.Event()
+        trims = []
+
+        def trim_loop():
+            while not stop.is_set():
+                p = run("fstrim", self.m.mnt, check=False)
+                trims.append((p.returncode, p.stderr))
+                stop.wait(0.1)
+
+        trimmer = threading.Thread(target=trim_loop)
+        trimmer.start()
+        try:
+            self.expect_clean(procs)
+        finally:
+            stop.set()
+            trimmer.join()
+        self.assertGreaterEqual(len(trims), 5)
+        self.assertEqual([t for t in trims if t[0] != 0], [])
         self.remount()  # and the volume they leave behind is consistent
 
 
