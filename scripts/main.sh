@@ -37,5 +37,6 @@ nvswapfs: $image is mounted at $mnt
   df -h $mnt                          # size and free space
   cp checkpoint.pt $mnt/              # or point torch.save / np.save / DeepSpeed's nvme_path there
   getfattr -n user.nvswapfs.stats $mnt  # the mount's counters
+  fstrim -v $mnt                      # give deleted files' space back to the disk
 Unmount with: fusermount3 -u $mnt   (the daemon logs to syslog; fsck.nvswapfs -n $image checks it)
 MSG
