@@ -150,7 +150,8 @@ Result<uint64_t> Volume::Trim(uint64_t start, uint64_t length, uint64_t min_leng
   const uint64_t end = length > UINT64_MAX - start ? UINT64_MAX : start + length;
   uint64_t next = start <= sb.data_offset ? 0 : RoundUp(start - sb.data_offset, unit) / unit;
   const uint64_t limit = end <= sb.data_offset ? 0 : std::min(total, (end - sb.data_offset) / unit);
-  const uint64_t min_units = std::max<uint64_t>(1, RoundUp(min_length, unit) / unit);
+  // Rounded up without overflowing: fstrim passes any 64-bit minimum.
+  const uint64_t min_units = std::max<uint64_t>(1, min_length / unit + (min_length % unit != 0));
   const uint64_t piece_units = std::max<uint64_t>(1, kTrimPiece / unit);
   {
     std::lock_guard lock(mu_);

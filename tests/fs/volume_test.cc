@@ -618,6 +618,9 @@ TEST_F(VolumeTest, TrimKeepsToItsRangeAndSkipsShortFreeRuns) {
   EXPECT_EQ(*volume_->Trim(data + 1, 2 * unit, 0), unit);
   EXPECT_EQ(*volume_->Trim(data, 4 * unit, 0), 3 * unit);
   EXPECT_EQ(*volume_->Trim(UINT64_MAX - 1, 10, 0), 0u);
+  EXPECT_EQ(*volume_->Trim(0, UINT64_MAX, UINT64_MAX), 0u);
+  EXPECT_EQ(*volume_->Trim(0, UINT64_MAX, free_bytes - 2 * unit), free_bytes - 2 * unit);
+  EXPECT_EQ(*volume_->Trim(0, UINT64_MAX, free_bytes - 2 * unit + 1), 0u);
   EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/second")), std::string(unit, 'b'));
 }
 
