@@ -161,7 +161,7 @@ class Loop {
   std::atomic<int> idle_{0};  // workers not busy with a request
   std::atomic<int> error_{0};
   std::mutex mu_;
-  bool stopping_ = false;                         // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
   std::vector<std::unique_ptr<Worker>> workers_;  // guarded by mu_
 };
 
@@ -197,8 +197,7 @@ Status Serve(fuse_session* se, size_t threads) {
   if (!pool.ok()) return pool.status();
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC));
   if (!wake.valid()) return Status::FromErrno("eventfd", "request loop");
-  struct sigaction sa {
-  }, old_sa{};
+  struct sigaction sa {}, old_sa{};
   sa.sa_handler = OnWakeSignal;
   sigemptyset(&sa.sa_mask);
   ::sigaction(kWakeSignal, &sa, &old_sa);
