@@ -591,9 +591,7 @@ TEST_F(VolumeTest, TrimDiscardsFreeSpaceAndNothingAFileHolds) {
   EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/fresh")), fresh);
   ASSERT_TRUE(volume_->Close().ok());
   volume_.reset();
-  auto checked = CheckImage(image_.path());
-  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
-  EXPECT_EQ(checked->problems, std::vector<std::string>{});
+  testing::ExpectFsckClean(image_.path());
 }
 
 TEST_F(VolumeTest, TrimKeepsToItsRangeAndSkipsShortFreeRuns) {
@@ -869,9 +867,7 @@ TEST(DeviceSizeTest, AGrownImageStillOpensAndATruncatedOneIsRefused) {
       noted |= n.find("larger than the volume") != std::string::npos;
     EXPECT_TRUE(noted);
   }
-  auto report = CheckImage(image.path());
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
-  EXPECT_TRUE(report->problems.empty());
+  testing::ExpectFsckClean(image.path());
   ASSERT_EQ(::truncate(image.path().c_str(), 48 << 20), 0);
   auto v = image.TryOpen();
   ASSERT_FALSE(v.ok());
@@ -911,11 +907,7 @@ class CloseCommitTest : public ::testing::Test {
     return at_kill;
   }
   VolumeOptions Boot(uint64_t tag) { return {.commit_interval_s = 0, .boot_tag = tag}; }
-  void ExpectFsckClean() {
-    auto checked = CheckImage(image_.path());
-    ASSERT_TRUE(checked.ok()) << checked.status().ToString();
-    EXPECT_EQ(checked->problems, std::vector<std::string>{});
-  }
+  void ExpectFsckClean() { testing::ExpectFsckClean(image_.path()); }
   static bool Noted(Volume& v, const std::string& what) {
     for (const std::string& n : v.notes())
       if (n.find(what) != std::string::npos) return true;

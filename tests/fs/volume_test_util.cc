@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "nvswapfs/aio/aio_engine.h"
+#include "nvswapfs/fs/fsck.h"
 #include "nvswapfs/fs/store.h"
 #include "nvswapfs/fs/superblock.h"
 #include "nvswapfs/units.h"
@@ -136,6 +137,12 @@ std::string DiffTrees(const Tree& want, const Tree& got) {
     if (!want.contains(path)) return "unexpected " + path;
   }
   return "";
+}
+
+void ExpectFsckClean(const std::string& image) {
+  auto report = CheckImage(image);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->problems, std::vector<std::string>{});
 }
 
 }  // namespace nvswapfs::fs::testing

@@ -65,4 +65,8 @@ std::string BaseName(const std::string& path);
 // Describes the first difference between two trees ("" when equal).
 std::string DiffTrees(const Tree& want, const Tree& got);
 
+// fsck reads the image and finds nothing wrong with it (fails the test
+// otherwise, fatally).
+void ExpectFsckClean(const std::string& image);
+
 }  // namespace nvswapfs::fs::testing
