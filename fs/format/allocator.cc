@@ -170,10 +170,8 @@ std::optional<UnitRun> UnitAllocator::FreeRunFrom(uint64_t unit) const {
 }
 
 bool UnitAllocator::IsFree(uint64_t unit) const {
-  auto it = free_.upper_bound(unit);
-  if (it == free_.begin()) return false;
-  --it;
-  return unit - it->first < it->second;
+  const std::optional<UnitRun> run = FreeRunFrom(unit);
+  return run.has_value() && run->first == unit;
 }
 
 }  // namespace nvswapfs::fs
