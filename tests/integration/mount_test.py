@@ -391,7 +391,6 @@ class PythonClientsTest(MountTest):
         # it twice: the second open keeps what the first one cached. After
         # any change to the file's bytes, whatever made it, the next open
         # drops the cache and reads the new bytes from the daemon.
-        import mmap
         MIB = 1 << 20
         path = self.m.path("again")
         model = bytearray(os.urandom(8 * MIB))
@@ -975,7 +974,6 @@ class StaleDataTest(MountTest):
         want["punched"] = bytes(w)
 
         # An O_DIRECT write of one block into a new unit.
-        import mmap
         buf = mmap.mmap(-1, 4096)
         buf[:] = b"D" * 4096
         fd = os.open(self.m.path("direct"), os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
