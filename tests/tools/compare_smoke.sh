@@ -126,15 +126,44 @@ assert not problems, "missing or non-positive results:\n  " + "\n  ".join(proble
 print("compare smoke test: every case present, all rates positive")
 PY
 
+# The fuse module's wake_here, on kernels that have it: shown in the header,
+# set for a run by --fuse-wake-here (the null run below flips it) and put back
+# at exit. On a kernel without it the option is refused before anything runs.
+wake=/sys/module/fuse/parameters/wake_here
+wake_was="" wake_set="" wake_args=()
+if [ -e "$wake" ]; then
+  wake_was=$(cat "$wake")
+  wake_set=Y
+  [ "$wake_was" = Y ] && wake_set=N
+  wake_args=(--fuse-wake-here "$wake_set")
+else
+  if msg=$("$compare" --bin "$bin" --dir "$scratch" --fuse-wake-here Y 2>&1); then
+    fail "compare.sh took --fuse-wake-here on a kernel without the parameter"
+  fi
+  grep -q "fuse module has no such parameter" <<<"$msg" ||
+    fail "no clear message for --fuse-wake-here without the parameter: $msg"
+  left_clean "refused --fuse-wake-here run"
+fi
+
 # The null target (only when named): nvswapfs-null-fuse mounted beside
 # nvswapfs for the client cases, then unmounted like the rest. It keeps no
 # directories, so the metadata cases leave it out and run on nvswapfs.
 "$compare" --bin "$bin" --dir "$scratch" --size 32M --files 200 --only clients,meta,nvswapfs,null \
-  --json "$out/null.json" --plot "$out/null.png" || fail "compare.sh --only null exited $?"
+  "${wake_args[@]}" --json "$out/null.json" --plot "$out/null.png" >"$out/null.txt" ||
+  fail "compare.sh --only null exited $?: $(tail -20 "$out/null.txt")"
 left_clean "null run"
-/usr/bin/python3 - "$out/null.json" <<'PY'
+if [ -n "$wake_set" ]; then
+  [ "$(cat "$wake")" = "$wake_was" ] ||
+    fail "wake_here is $(cat "$wake") after a run with --fuse-wake-here $wake_set, was $wake_was"
+  grep -q "^fuse:    wake_here $wake_set (set by --fuse-wake-here)$" "$out/null.txt" ||
+    fail "the header does not show wake_here $wake_set: $(head -12 "$out/null.txt")"
+fi
+/usr/bin/python3 - "$out/null.json" "$wake_set" "$wake_was" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
+wake_set, wake_was = sys.argv[2] or None, sys.argv[3] or None
+assert r["machine"]["fuse_wake_here"] == wake_set, r["machine"]
+assert r.get("fuse_wake_here_was") == wake_was, r.get("fuse_wake_here_was")
 assert r["targets"] == ["nvswapfs", "null"], r["targets"]
 for case, entry in r["clients"].items():
     for op in ("write", "read"):

@@ -55,7 +55,11 @@ In a guest whose idle CPUs halt at once (no cpuidle driver, or
 cpuidle-haltpoll with guest_halt_poll_ns 0), every wake-up is a round trip
 through the host, which a client making one synchronous request at a time
 pays twice per request; with the haltpoll driver, --halt-poll NS runs with the
-kernel's usual polling instead, to show how much of a figure that is. MB/s
+kernel's usual polling instead, to show how much of a figure that is. Some
+kernels' fuse module has a wake_here parameter that, when set, runs the daemon's
+thread taking a request on the requesting client's CPU, and the client woken by
+its reply on the daemon's; the header shows it where it exists, and
+--fuse-wake-here Y|N sets it for the run (every FUSE target alike). MB/s
 means 10^6 bytes per second. Run as root: tools/bench/compare.sh [options]
 (it installs what is missing and runs this file with /usr/bin/python3).
 """
@@ -336,6 +340,26 @@ def write_halt_poll(ns):
         f.write(f"{ns}\n")
 
 
+FUSE_WAKE_HERE = "/sys/module/fuse/parameters/wake_here"
+
+
+def read_fuse_wake_here():
+    """The fuse module's wake_here parameter, 'Y' or 'N' (None: this kernel has none).
+    Not in every kernel: where it is set, a request wakes the daemon's reader on the
+    client's CPU and the reply wakes the client on the daemon's, so one synchronous
+    request need not wake a second, possibly halted, CPU twice."""
+    try:
+        with open(FUSE_WAKE_HERE) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def write_fuse_wake_here(value):
+    with open(FUSE_WAKE_HERE, "w") as f:
+        f.write(f"{value}\n")
+
+
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 # Huge pages reserved for the limit's fio buffers (--iomem=shmhuge): iodepth 32
 # x 1 MiB is 16 pages of 2 MiB; the rest is room for alignment.
@@ -419,6 +443,7 @@ class Compare:
             "repeat": args.repeat,
             "prefault": args.prefault,
             "halt_poll": args.halt_poll,
+            "fuse_wake_here": args.fuse_wake_here,
             "options": args.options,
             "groups": args.groups,
             "targets": args.targets,
@@ -426,6 +451,7 @@ class Compare:
         }
         self.can_drop = True
         self.saved_halt_poll = None
+        self.saved_wake_here = None
         self.saved_hugepages = None
         self.limit_hugepages = False
 
@@ -507,6 +533,7 @@ class Compare:
             "hostname": platform.node(),
             "cpuidle_driver": read_cpuidle_driver(),
             "guest_halt_poll_ns": read_halt_poll(),
+            "fuse_wake_here": read_fuse_wake_here(),
         }
         self.results["machine"] = machine
         say(f"command: {self.results['command']}")
@@ -519,6 +546,9 @@ class Compare:
         elif machine["cpuidle_driver"] is not None:
             say(f"cpuidle: driver {machine['cpuidle_driver']}"
                 f"{' (an idle CPU halts at once)' if machine['cpuidle_driver'] == 'none' else ''}")
+        if machine["fuse_wake_here"] is not None:
+            say(f"fuse:    wake_here {machine['fuse_wake_here']}"
+                f"{' (set by --fuse-wake-here)' if self.args.fuse_wake_here else ''}")
         say(f"storage: {self.dir} on {device} ({fstype})")
         for line in df.splitlines():
             say(f"  {line}")
@@ -554,6 +584,21 @@ class Compare:
         self.saved_halt_poll = was
         self.results["halt_poll_was"] = was
         self.note(f"guest_halt_poll_ns set from {was} to {ns} for this run (--halt-poll)")
+
+    def set_fuse_wake_here(self, value):
+        was = read_fuse_wake_here()
+        if was is None:
+            raise Failure(f"--fuse-wake-here: this kernel's fuse module has no such parameter "
+                          f"({FUSE_WAKE_HERE} does not exist)")
+        try:
+            write_fuse_wake_here(value)
+        except OSError as e:
+            raise Failure(f"--fuse-wake-here: cannot write {FUSE_WAKE_HERE}: {e.strerror} "
+                          f"(run as root)")
+        self.saved_wake_here = was
+        self.results["fuse_wake_here_was"] = was
+        self.note(f"the fuse module's wake_here set from {was} to {value} for this run "
+                  f"(--fuse-wake-here)")
 
     def reserve_hugepages(self):
         """Huge pages for the limit's fio buffers, given back at exit. From 4 KiB pages a 1 MiB
@@ -784,6 +829,8 @@ class Compare:
         self.cleaned = True
         if self.saved_halt_poll is not None:
             write_halt_poll(self.saved_halt_poll)
+        if self.saved_wake_here is not None:
+            write_fuse_wake_here(self.saved_wake_here)
         if self.saved_hugepages is not None:
             write_nr_hugepages(self.saved_hugepages)
         for m in reversed(list(self.mounts)):
@@ -1892,6 +1939,8 @@ class Compare:
         self.make_dirs()
         if self.args.halt_poll is not None:
             self.set_halt_poll(self.args.halt_poll)
+        if self.args.fuse_wake_here:
+            self.set_fuse_wake_here(self.args.fuse_wake_here)
         if {"limit", "shm", "ceiling"} & set(self.args.groups):
             self.reserve_hugepages()
         self.describe_machine()
@@ -1998,6 +2047,10 @@ def parse_args(argv):
                    help="in a virtual machine with the cpuidle-haltpoll driver, let an idle CPU "
                         "poll up to NS nanoseconds before halting (the kernel's default is "
                         "200000) for this run; the setting in force is restored at exit")
+    p.add_argument("--fuse-wake-here", choices=("Y", "N"), default=None,
+                   help="set the fuse module's wake_here parameter, where the kernel has it, "
+                        "for this run (it applies to every FUSE mount: nvswapfs, fuse2fs and "
+                        "null alike); the setting in force is restored at exit")
     p.add_argument("--options", default="", metavar="OPTS",
                    help="more -o options for every nvswapfs mount, such as "
                         "queue_depth=64,sync_writes")
