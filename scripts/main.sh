@@ -40,3 +40,11 @@ nvswapfs: $image is mounted at $mnt
   fstrim -v $mnt                      # give deleted files' space back to the disk
 Unmount with: fusermount3 -u $mnt   (the daemon logs to syslog; fsck.nvswapfs -n $image checks it)
 MSG
+# Some kernels' fuse module can hand requests and replies over on one CPU;
+# off, a client making one request at a time wakes the other CPU twice per
+# request (README, Performance).
+wake=/sys/module/fuse/parameters/wake_here
+if [ "$(cat "$wake" 2>/dev/null)" = N ]; then
+  echo "This kernel's fuse module has wake_here off; writers that make one request at a time"
+  echo "(dd, Python's 64 KiB writes) run faster with it on: echo Y > $wake"
+fi
