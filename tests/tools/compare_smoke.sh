@@ -157,6 +157,8 @@ if [ -n "$wake_set" ]; then
     fail "wake_here is $(cat "$wake") after a run with --fuse-wake-here $wake_set, was $wake_was"
   grep -q "^fuse:    wake_here $wake_set (set by --fuse-wake-here)$" "$out/null.txt" ||
     fail "the header does not show wake_here $wake_set: $(head -12 "$out/null.txt")"
+  grep -q "^Storage: .*; the fuse module's wake_here $wake_set\.$" "$out/null.txt" ||
+    fail "the table's storage line does not show wake_here $wake_set: $(grep ^Storage "$out/null.txt")"
 fi
 /usr/bin/python3 - "$out/null.json" "$wake_set" "$wake_was" <<'PY'
 import json, sys

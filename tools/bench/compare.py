@@ -355,6 +355,12 @@ def read_fuse_wake_here():
         return None
 
 
+def wake_here_said(machine):
+    """The fuse module's wake_here for a table's storage line, where the kernel has it."""
+    value = machine.get("fuse_wake_here")
+    return "" if value is None else f"; the fuse module's wake_here {value}"
+
+
 def write_fuse_wake_here(value):
     with open(FUSE_WAKE_HERE, "w") as f:
         f.write(f"{value}\n")
@@ -1630,7 +1636,8 @@ class Compare:
         say(f"Storage: {self.dir} on {machine['device']} ({machine['fstype']}); "
             f"{machine['nproc']} CPUs, {machine['ram_bytes'] / GIB:.0f} GiB RAM, kernel "
             f"{machine['kernel']}; {r['date']}; repeat {self.args.repeat} (medians)"
-            f"{f'; nvswapfs mounted with -o {self.args.options}' if self.args.options else ''}.")
+            f"{f'; nvswapfs mounted with -o {self.args.options}' if self.args.options else ''}"
+            f"{wake_here_said(machine)}.")
         say("")
         if "limit" in r or "engine" in r:
             say("| reference | write MB/s | ÷limit | read MB/s | ÷limit |")
