@@ -211,8 +211,7 @@ class Volume {
   // and `owner` is kept until they are on the device; the rest is copied as
   // above.
   void WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data,
-                  std::shared_ptr<void> owner, TransferDone done, WriteMode mode,
-                  bool privileged);
+                  std::shared_ptr<void> owner, TransferDone done, WriteMode mode, bool privileged);
   // The same, waiting for the outcome.
   Result<size_t> Read(uint64_t ino, uint64_t offset, std::span<std::byte> out);
   Result<size_t> Write(uint64_t ino, uint64_t offset, std::span<const std::byte> data,
