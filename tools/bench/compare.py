@@ -355,15 +355,15 @@ def read_fuse_wake_here():
         return None
 
 
+def write_fuse_wake_here(value):
+    with open(FUSE_WAKE_HERE, "w") as f:
+        f.write(f"{value}\n")
+
+
 def wake_here_said(machine):
     """The fuse module's wake_here for a table's storage line, where the kernel has it."""
     value = machine.get("fuse_wake_here")
     return "" if value is None else f"; the fuse module's wake_here {value}"
-
-
-def write_fuse_wake_here(value):
-    with open(FUSE_WAKE_HERE, "w") as f:
-        f.write(f"{value}\n")
 
 
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
@@ -456,8 +456,7 @@ class Compare:
             "notes": self.notes,
         }
         self.can_drop = True
-        self.saved_halt_poll = None
-        self.saved_wake_here = None
+        self.restore_knobs = []  # (write, value) of settings changed for the run
         self.saved_hugepages = None
         self.limit_hugepages = False
 
@@ -577,31 +576,33 @@ class Compare:
             say(f"nvswapfs mounted with -o {self.args.options}")
         say("")
 
-    def set_halt_poll(self, ns):
-        was = read_halt_poll()
+    def set_knob(self, option, path, read, write, value, absent):
+        """Sets a kernel setting for this run, to be put back at exit; returns what it was.
+        `read` gives None where the setting does not apply, and the run is refused with
+        `absent`."""
+        was = read()
         if was is None:
-            raise Failure(f"--halt-poll: the cpuidle driver is "
-                          f"{read_cpuidle_driver() or 'unknown'}, not haltpoll, so there is no "
-                          f"polling to set ({HALT_POLL} does nothing then)")
+            raise Failure(f"{option}: {absent}")
         try:
-            write_halt_poll(ns)
+            write(value)
         except OSError as e:
-            raise Failure(f"--halt-poll: cannot write {HALT_POLL}: {e.strerror} (run as root)")
-        self.saved_halt_poll = was
+            raise Failure(f"{option}: cannot write {path}: {e.strerror} (run as root)")
+        self.restore_knobs.append((write, was))
+        return was
+
+    def set_halt_poll(self, ns):
+        was = self.set_knob("--halt-poll", HALT_POLL, read_halt_poll, write_halt_poll, ns,
+                            f"the cpuidle driver is {read_cpuidle_driver() or 'unknown'}, not "
+                            f"haltpoll, so there is no polling to set ({HALT_POLL} does nothing "
+                            f"then)")
         self.results["halt_poll_was"] = was
         self.note(f"guest_halt_poll_ns set from {was} to {ns} for this run (--halt-poll)")
 
     def set_fuse_wake_here(self, value):
-        was = read_fuse_wake_here()
-        if was is None:
-            raise Failure(f"--fuse-wake-here: this kernel's fuse module has no such parameter "
-                          f"({FUSE_WAKE_HERE} does not exist)")
-        try:
-            write_fuse_wake_here(value)
-        except OSError as e:
-            raise Failure(f"--fuse-wake-here: cannot write {FUSE_WAKE_HERE}: {e.strerror} "
-                          f"(run as root)")
-        self.saved_wake_here = was
+        was = self.set_knob("--fuse-wake-here", FUSE_WAKE_HERE, read_fuse_wake_here,
+                            write_fuse_wake_here, value,
+                            f"this kernel's fuse module has no such parameter ({FUSE_WAKE_HERE} "
+                            f"does not exist)")
         self.results["fuse_wake_here_was"] = was
         self.note(f"the fuse module's wake_here set from {was} to {value} for this run "
                   f"(--fuse-wake-here)")
@@ -833,10 +834,8 @@ class Compare:
         if self.cleaned:
             return
         self.cleaned = True
-        if self.saved_halt_poll is not None:
-            write_halt_poll(self.saved_halt_poll)
-        if self.saved_wake_here is not None:
-            write_fuse_wake_here(self.saved_wake_here)
+        for write, was in self.restore_knobs:
+            write(was)
         if self.saved_hugepages is not None:
             write_nr_hugepages(self.saved_hugepages)
         for m in reversed(list(self.mounts)):
