@@ -129,36 +129,56 @@ PY
 # The fuse module's wake_here, on kernels that have it: shown in the header,
 # set for a run by --fuse-wake-here (the null run below flips it) and put back
 # at exit. On a kernel without it the option is refused before anything runs.
+# The variant target (below, with the null run) sets it back to what it was for
+# each of its own runs, and the run's setting after each.
 wake=/sys/module/fuse/parameters/wake_here
 wake_was="" wake_set="" wake_args=()
 if [ -e "$wake" ]; then
   wake_was=$(cat "$wake")
   wake_set=Y
   [ "$wake_was" = Y ] && wake_set=N
-  wake_args=(--fuse-wake-here "$wake_set")
+  wake_args=(--fuse-wake-here "$wake_set" --variant-wake-here "$wake_was")
 else
-  if msg=$("$compare" --bin "$bin" --dir "$scratch" --fuse-wake-here Y 2>&1); then
-    fail "compare.sh took --fuse-wake-here on a kernel without the parameter"
-  fi
-  grep -q "fuse module has no such parameter" <<<"$msg" ||
-    fail "no clear message for --fuse-wake-here without the parameter: $msg"
-  left_clean "refused --fuse-wake-here run"
+  for opt in --fuse-wake-here --variant-wake-here; do
+    if msg=$("$compare" --bin "$bin" --dir "$scratch" $opt Y 2>&1); then
+      fail "compare.sh took $opt on a kernel without the parameter"
+    fi
+    grep -q "fuse module has no such parameter" <<<"$msg" ||
+      fail "no clear message for $opt without the parameter: $msg"
+    left_clean "refused $opt run"
+  done
 fi
+if msg=$("$compare" --bin "$bin" --dir "$scratch" --only clients,variant 2>&1); then
+  fail "compare.sh took the variant target with nothing to change"
+fi
+grep -q "the variant target needs --variant-options and/or --variant-wake-here" <<<"$msg" ||
+  fail "no clear message for a variant with nothing to change: $msg"
 
 # The null target (only when named): nvswapfs-null-fuse mounted beside
 # nvswapfs for the client cases, then unmounted like the rest. It keeps no
-# directories, so the metadata cases leave it out and run on nvswapfs.
+# directories, so the metadata cases leave it out and run on nvswapfs. The
+# variant, a second nvswapfs mount with another read-ahead window, runs in
+# turn with them in both groups.
 "$compare" --bin "$bin" --dir "$scratch" --size 32M --files 200 --only clients,meta,nvswapfs,null \
-  "${wake_args[@]}" --json "$out/null.json" --plot "$out/null.png" >"$out/null.txt" ||
+  --variant-options read_ahead=4M "${wake_args[@]}" --json "$out/null.json" \
+  --plot "$out/null.png" >"$out/null.txt" ||
   fail "compare.sh --only null exited $?: $(tail -20 "$out/null.txt")"
 left_clean "null run"
+clients_head="| case | nvswapfs MB/s | ÷limit | variant MB/s | ÷limit | null MB/s | ÷limit |"
+for head in "^$clients_head variant÷nvswapfs | nvswapfs÷null |$" \
+  "^| operation | nvswapfs files/s | variant files/s | variant÷nvswapfs |$"; do
+  grep -q "$head" "$out/null.txt" || fail "no table headed $head: $(grep '^| ' "$out/null.txt")"
+done
 if [ -n "$wake_set" ]; then
   [ "$(cat "$wake")" = "$wake_was" ] ||
     fail "wake_here is $(cat "$wake") after a run with --fuse-wake-here $wake_set, was $wake_was"
   grep -q "^fuse:    wake_here $wake_set (set by --fuse-wake-here)$" "$out/null.txt" ||
     fail "the header does not show wake_here $wake_set: $(head -12 "$out/null.txt")"
-  grep -q "^Storage: .*; the fuse module's wake_here $wake_set\.$" "$out/null.txt" ||
-    fail "the table's storage line does not show wake_here $wake_set: $(grep ^Storage "$out/null.txt")"
+  variant_said="variant: nvswapfs mounted with -o read_ahead=4M, the fuse module's wake_here"
+  storage="; the fuse module's wake_here $wake_set; $variant_said $wake_was for its runs"
+  grep -q "^Storage: .*$storage\.$" "$out/null.txt" ||
+    fail "the table's storage line does not show wake_here $wake_set and the variant's" \
+      "$wake_was: $(grep ^Storage "$out/null.txt")"
 fi
 /usr/bin/python3 - "$out/null.json" "$wake_set" "$wake_was" <<'PY'
 import json, sys
@@ -166,15 +186,32 @@ r = json.load(open(sys.argv[1]))
 wake_set, wake_was = sys.argv[2] or None, sys.argv[3] or None
 assert r["machine"]["fuse_wake_here"] == wake_set, r["machine"]
 assert r.get("fuse_wake_here_was") == wake_was, r.get("fuse_wake_here_was")
-assert r["targets"] == ["nvswapfs", "null"], r["targets"]
+assert r["targets"] == ["nvswapfs", "variant", "null"], r["targets"]
 for case, entry in r["clients"].items():
-    for op in ("write", "read"):
-        rate = entry.get("null", {}).get(op, {}).get("MBps")
-        assert isinstance(rate, (int, float)) and rate > 0, f"clients.{case}.null.{op}: {rate!r}"
+    for target in ("null", "variant"):
+        for op in ("write", "read"):
+            rate = entry.get(target, {}).get(op, {}).get("MBps")
+            assert isinstance(rate, (int, float)) and rate > 0, \
+                f"clients.{case}.{target}.{op}: {rate!r}"
 assert "error" not in r, f"the run reports an error: {r['error']}"
-assert list(r["meta"]) == ["nvswapfs"], list(r["meta"])
+assert list(r["meta"]) == ["nvswapfs", "variant"], list(r["meta"])
 assert any("null is left out" in n for n in r["notes"]), r["notes"]
-print("compare smoke test: the null target ran every client case, and not the metadata ones")
+# The variant was mounted with its options on top of the defaults, and its
+# mount took the read-ahead window they ask for.
+mounts = r["mounts"]
+assert mounts["variant"] == {"options": "read_ahead=4M", "read_ahead_kb": 4096}, mounts
+assert mounts["nvswapfs"] == {"options": "", "read_ahead_kb": 16384}, mounts
+v = r["variant"]
+assert v["options"] == "read_ahead=4M" and v["fuse_wake_here"] == wake_was, v
+if wake_set:
+    # Every run of the variant (6 client cases x write and read, one metadata
+    # round) had its own setting; every other run had the run's.
+    seen = v["fuse_wake_here_seen"]
+    assert seen["variant"] == [wake_was] * 13, seen
+    for t in ("nvswapfs", "null"):
+        assert set(seen[t]) == {wake_set}, (t, seen)
+print("compare smoke test: the null target ran every client case, and not the metadata ones; "
+      "the variant ran both with its own settings")
 PY
 # The ceiling group (only when named): fio alone, the client on null alone and
 # with fio beside it, then on local and nvswapfs, and fio alone again; a

@@ -24,6 +24,11 @@ On one backing storage (the file system that holds --dir), in one run:
                         file system that keeps nothing (writes dropped,
                         reads zeros) with nvswapfs's connection settings:
                         the ceiling of any FUSE daemon on this machine
+              variant   (with --variant-options and/or --variant-wake-here; in
+                        clients and meta) a second nvswapfs mount with other
+                        options, or the fuse module's wake_here set otherwise
+                        for its runs: a setting against the defaults, in turn
+                        with them in the same minutes
   shm       the limit, the engine and the nvswapfs image on /dev/shm (memory):
             what is left is the software's own overhead
   meta      create + 4 KiB write + close, stat, unlink of --files files
@@ -66,6 +71,7 @@ means 10^6 bytes per second. Run as root: tools/bench/compare.sh [options]
 
 import argparse
 import atexit
+import contextlib
 import ctypes
 import datetime
 import errno
@@ -91,8 +97,8 @@ MB = 1e6  # every rate printed is in MB/s = 10^6 bytes per second
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GROUPS = ["limit", "engine", "clients", "shm", "meta", "rss", "cold", "ceiling"]
 DEFAULT_GROUPS = GROUPS[:-1]  # the ceiling only when named
-TARGETS = ["nvswapfs", "local", "fuse2fs", "null"]
-DEFAULT_TARGETS = ["nvswapfs", "local", "fuse2fs"]  # null only when named
+TARGETS = ["nvswapfs", "variant", "local", "fuse2fs", "null"]
+DEFAULT_TARGETS = ["nvswapfs", "local", "fuse2fs"]  # null only when named; variant when set
 SHM_CAP = 2 * GIB       # the memory-backed cases move at most this much
 SHM_BUDGET = 6 * GIB    # what this script may keep in /dev/shm at once, roughly
 COLD_MOUNTS = 3         # cold mounts timed; the median is reported
@@ -366,6 +372,21 @@ def wake_here_said(machine):
     return "" if value is None else f"; the fuse module's wake_here {value}"
 
 
+def read_ahead_path(mnt):
+    """The sysfs file of the kernel's read-ahead window for the file system mounted at `mnt`."""
+    st = os.stat(mnt)
+    return f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+
+
+def read_ahead_kb(mnt):
+    """The read-ahead window, in KiB, of the mount at `mnt` (None if unreadable)."""
+    try:
+        with open(read_ahead_path(mnt)) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 # Huge pages reserved for the limit's fio buffers (--iomem=shmhuge): iodepth 32
 # x 1 MiB is 16 pages of 2 MiB; the rest is room for alignment.
@@ -455,8 +476,12 @@ class Compare:
             "targets": args.targets,
             "notes": self.notes,
         }
+        if "variant" in args.targets:
+            self.results["variant"] = {"options": args.variant_options,
+                                       "fuse_wake_here": args.variant_wake_here}
+        self.run_wake_here = None  # the run's own wake_here, where the variant sets another
         self.can_drop = True
-        self.restore_knobs = []  # (write, value) of settings changed for the run
+        self.restore_knobs = []  # (write, value) of settings changed, put back last first
         self.saved_hugepages = None
         self.limit_hugepages = False
 
@@ -475,7 +500,8 @@ class Compare:
         if "engine" in self.args.groups or "shm" in self.args.groups:
             needed.add("nvswapfs-bench")
         groups = set(self.args.groups)
-        if ("nvswapfs" in self.args.targets and {"clients", "meta", "ceiling"} & groups) or \
+        if ({"nvswapfs", "variant"} & set(self.args.targets) and
+                {"clients", "meta", "ceiling"} & groups) or \
                 {"shm", "rss", "cold"} & groups:
             needed |= {"nvswapfs", "mkfs.nvswapfs", "fsck.nvswapfs"}
         if "cold" in self.args.groups:
@@ -574,7 +600,49 @@ class Compare:
         say(f"groups: {', '.join(self.args.groups)}; targets: {targets}")
         if self.args.options:
             say(f"nvswapfs mounted with -o {self.args.options}")
+        if "variant" in self.args.targets:
+            say(f"variant: {self.variant_said()}")
         say("")
+
+    def variant_said(self):
+        """What the variant target changes, in words."""
+        a = self.args
+        options = ",".join(o for o in (a.options, a.variant_options) if o)
+        parts = [f"nvswapfs mounted with -o {options}" if a.variant_options
+                 else "nvswapfs as mounted for the nvswapfs target"]
+        if a.variant_wake_here:
+            parts.append(f"the fuse module's wake_here {a.variant_wake_here} for its runs")
+        return ", ".join(parts)
+
+    def set_variant_wake_here(self):
+        """The variant's wake_here is set before each of its runs and the run's own put back
+        after; at exit, should a run stop inside one, the run's own is put back too."""
+        value = read_fuse_wake_here()
+        if value is None:
+            raise Failure(f"--variant-wake-here: this kernel's fuse module has no such parameter "
+                          f"({FUSE_WAKE_HERE} does not exist)")
+        self.run_wake_here = value
+        self.restore_knobs.append((write_fuse_wake_here, value))
+        self.results["variant"]["fuse_wake_here_seen"] = {}
+
+    @contextlib.contextmanager
+    def settings_of(self, name):
+        """Runs the body with target `name`'s kernel settings: the variant's wake_here for
+        the variant, the run's own for the others. What was in force is recorded per target."""
+        if self.run_wake_here is None:
+            yield
+            return
+        value = self.args.variant_wake_here if name == "variant" else self.run_wake_here
+        try:
+            write_fuse_wake_here(value)
+        except OSError as e:
+            raise Failure(f"--variant-wake-here: cannot write {FUSE_WAKE_HERE}: {e.strerror}")
+        seen = self.results["variant"]["fuse_wake_here_seen"]
+        seen.setdefault(name, []).append(read_fuse_wake_here())
+        try:
+            yield
+        finally:
+            write_fuse_wake_here(self.run_wake_here)
 
     def set_knob(self, option, path, read, write, value, absent):
         """Sets a kernel setting for this run, to be put back at exit; returns what it was.
@@ -634,7 +702,8 @@ class Compare:
         need = 0
         if "clients" in groups:
             # the images, written out whole, and one file at a time elsewhere
-            images = {"nvswapfs": self.nvswapfs_image_size(), "fuse2fs": self.fuse2fs_image_size()}
+            images = {"nvswapfs": self.nvswapfs_image_size(), "variant": self.nvswapfs_image_size(),
+                      "fuse2fs": self.fuse2fs_image_size()}
             need = max(need, sum(images.get(t, self.size) for t in self.args.targets)
                        + (self.size if "limit" in groups else 0))  # the limit beside
         if {"limit", "engine"} & groups:
@@ -747,12 +816,18 @@ class Compare:
         run([self.tool("mkfs.nvswapfs"), "-f", "-L", "compare", "--size", str(size), image],
             f"mkfs.nvswapfs {image}")
 
-    def mount_nvswapfs(self, image, mnt, name):
+    def mount_nvswapfs(self, image, mnt, name, more=""):
+        """Mounts `image` at `mnt` with --options and `more`; the mount's -o options and the
+        read-ahead window it ended up with are kept in the results under `name`."""
         os.makedirs(mnt, exist_ok=True)
         log = os.path.join(self.dir, f"{name}.log")
-        options = ",".join([f"log={log}"] + ([self.args.options] if self.args.options else []))
+        options = ",".join([f"log={log}"] + [o for o in (self.args.options, more) if o])
         cmd = [self.tool("nvswapfs"), "-o", options, image, mnt]
-        return self._mount(cmd, image, mnt, f"mount nvswapfs ({name})", ["nvswapfs"], log)
+        seconds, m = self._mount(cmd, image, mnt, f"mount nvswapfs ({name})", ["nvswapfs"], log)
+        self.results.setdefault("mounts", {})[name] = {
+            "options": options.split(",", 1)[1] if "," in options else "",
+            "read_ahead_kb": read_ahead_kb(mnt)}
+        return seconds, m
 
     def mount_fuse2fs(self, image, mnt):
         os.makedirs(mnt, exist_ok=True)
@@ -834,7 +909,7 @@ class Compare:
         if self.cleaned:
             return
         self.cleaned = True
-        for write, was in self.restore_knobs:
+        for write, was in reversed(self.restore_knobs):
             write(was)
         if self.saved_hugepages is not None:
             write_nr_hugepages(self.saved_hugepages)
@@ -1121,12 +1196,14 @@ class Compare:
                         self.drop_caches()
                         near["write"].append(beside("write", f"{group} {key} limit beside"))
                     self.drop_caches()
-                    w = write(f"{group} {name} {key} write", path, nbytes)
+                    with self.settings_of(name):
+                        w = write(f"{group} {name} {key} write", path, nbytes)
                     if pair:
                         self.drop_caches()
                         near["read"].append(beside("read", f"{group} {key} limit beside"))
                     self.drop_caches()
-                    r = read(f"{group} {name} {key} read", path, nbytes)
+                    with self.settings_of(name):
+                        r = read(f"{group} {name} {key} read", path, nbytes)
                     runs[name]["write"].append(w)
                     runs[name]["read"].append(r)
                     say(f"  {group:8} {name:9} {key:11} write {fmt_rate(w['MBps']):>7} MB/s   "
@@ -1159,11 +1236,11 @@ class Compare:
         {name: image})."""
         dirs, mounts, images = {}, [], {}
         for name in self.args.targets if targets is None else targets:
-            if name == "nvswapfs":
-                image = os.path.join(self.dir, "nvswapfs.img")
+            if name in ("nvswapfs", "variant"):
+                image = os.path.join(self.dir, f"{name}.img")
                 self.mkfs_nvswapfs(image, self.nvswapfs_image_size(), written=True)
-                _, m = self.mount_nvswapfs(image, os.path.join(self.dir, "mnt-nvswapfs"),
-                                           "nvswapfs")
+                _, m = self.mount_nvswapfs(image, os.path.join(self.dir, f"mnt-{name}"), name,
+                                           self.args.variant_options if name == "variant" else "")
                 dirs[name], images[name] = m["mnt"], image
                 mounts.append(m)
             elif name == "local":
@@ -1175,8 +1252,7 @@ class Compare:
                 _, m = self._mount([self.tool("nvswapfs-null-fuse"), mnt], mnt, mnt,
                                    "mount nvswapfs-null-fuse", ["nvswapfs-null-fuse"], None)
                 # The kernel read-ahead window nvswapfs sets for its own mount.
-                st = os.stat(mnt)
-                bdi = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+                bdi = read_ahead_path(mnt)
                 try:
                     with open(bdi, "w") as f:
                         f.write(f"{NVSWAPFS_READ_AHEAD_KB}\n")
@@ -1220,12 +1296,14 @@ class Compare:
                     sys.stderr.write("".join(lines))
 
     def release_targets(self, mounts, images, case):
+        ours = {images[t]: t for t in ("nvswapfs", "variant") if t in images}
         for m in mounts:
-            if m["image"] == images.get("nvswapfs"):
-                self.daemon_stats(m, case)
+            if m["image"] in ours:
+                self.daemon_stats(m, case + ("" if ours[m["image"]] == "nvswapfs"
+                                             else f" ({ours[m['image']]})"))
             self.unmount(m)
-        if "nvswapfs" in images:
-            self.fsck_nvswapfs(images["nvswapfs"], case)
+        for image in ours:
+            self.fsck_nvswapfs(image, case)
         for image in images.values():
             os.unlink(image)
 
@@ -1319,28 +1397,8 @@ class Compare:
                 case = f"metadata {name}"
                 self.drop_caches()
                 try:
-                    start = time.monotonic()
-                    for path in paths:
-                        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                        try:
-                            if os.write(fd, payload) != len(payload):
-                                raise Failure(f"{case} create: short write to {path}")
-                        finally:
-                            os.close(fd)
-                    sync_directory(d)
-                    create = time.monotonic() - start
-                    self.drop_caches()
-                    start = time.monotonic()
-                    for path in paths:
-                        if os.stat(path).st_size != len(payload):
-                            raise Failure(f"{case} stat: {path} has the wrong size")
-                    stat = time.monotonic() - start
-                    self.drop_caches()
-                    start = time.monotonic()
-                    for path in paths:
-                        os.unlink(path)
-                    sync_directory(d)
-                    unlink = time.monotonic() - start
+                    with self.settings_of(name):
+                        create, stat, unlink = self.meta_ops(paths, payload, d, case)
                 except OSError as e:
                     raise Failure(f"{case}: {e}")
                 if os.listdir(d):
@@ -1354,6 +1412,34 @@ class Compare:
             name: {op: {"files_per_s": median(v), "runs": v} for op, v in ops.items()}
             for name, ops in runs.items()}
         self.release_targets(mounts, images, "the metadata cases")
+
+    def meta_ops(self, paths, payload, d, case):
+        """Seconds to create (with a 4 KiB write), stat and unlink `paths` in directory `d`;
+        the page cache is dropped before the stat and the unlink (the caller drops it before
+        the create)."""
+        start = time.monotonic()
+        for path in paths:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try:
+                if os.write(fd, payload) != len(payload):
+                    raise Failure(f"{case} create: short write to {path}")
+            finally:
+                os.close(fd)
+        sync_directory(d)
+        create = time.monotonic() - start
+        self.drop_caches()
+        start = time.monotonic()
+        for path in paths:
+            if os.stat(path).st_size != len(payload):
+                raise Failure(f"{case} stat: {path} has the wrong size")
+        stat = time.monotonic() - start
+        self.drop_caches()
+        start = time.monotonic()
+        for path in paths:
+            os.unlink(path)
+        sync_directory(d)
+        unlink = time.monotonic() - start
+        return create, stat, unlink
 
     def group_rss(self):
         n = self.args.rss_size
@@ -1636,7 +1722,8 @@ class Compare:
             f"{machine['nproc']} CPUs, {machine['ram_bytes'] / GIB:.0f} GiB RAM, kernel "
             f"{machine['kernel']}; {r['date']}; repeat {self.args.repeat} (medians)"
             f"{f'; nvswapfs mounted with -o {self.args.options}' if self.args.options else ''}"
-            f"{wake_here_said(machine)}.")
+            f"{wake_here_said(machine)}"
+            f"{f'; variant: {self.variant_said()}' if 'variant' in self.args.targets else ''}.")
         say("")
         if "limit" in r or "engine" in r:
             say("| reference | write MB/s | ÷limit | read MB/s | ÷limit |")
@@ -1666,10 +1753,11 @@ class Compare:
                 if t == "nvswapfs" and paired:
                     head += ["÷limit beside"]
             cross = cross_targets(targets)
-            head += [f"nvswapfs÷{t}" for t in cross]
+            head += [f"{a}÷{b}" for a, b in cross]
             # Writes that end in fsync/sync, divided by the flushed limit too.
             lf = lim.get("flushed", {}).get("MBps")
-            flushed_cols = [t for t in ("nvswapfs", "local") if t in targets] if lf else []
+            flushed_cols = [t for t in ("nvswapfs", "variant", "local") if t in targets] if lf \
+                else []
             head += [f"{t} ÷flushed limit" for t in flushed_cols]
             say("| " + " | ".join(head) + " |")
             say("|---|" + "---:|" * (len(head) - 1))
@@ -1684,7 +1772,7 @@ class Compare:
                         if t == "nvswapfs" and paired:
                             near = case[t].get("limit_beside", {}).get(op, {}).get("MBps")
                             row += [fmt_ratio(ratio(rate, near))]
-                    row += [fmt_ratio(ratio(rates["nvswapfs"], rates[t])) for t in cross]
+                    row += [fmt_ratio(ratio(rates[a], rates[b])) for a, b in cross]
                     flushed = op == "write" and key in FLUSHED_WRITES
                     row += [fmt_ratio(ratio(rates[t], lf)) if flushed else ""
                             for t in flushed_cols]
@@ -1756,13 +1844,13 @@ class Compare:
                 f"syncfs() and fsync() of the directory; caches dropped before each phase)")
             say("")
             head = ["operation"] + [f"{t} files/s" for t in targets] + \
-                   [f"nvswapfs÷{t}" for t in cross]
+                   [f"{a}÷{b}" for a, b in cross]
             say("| " + " | ".join(head) + " |")
             say("|---|" + "---:|" * (len(head) - 1))
             for op in ("create", "stat", "unlink"):
                 rates = {t: m[t][op]["files_per_s"] for t in targets}
                 row = [op] + [f"{rates[t]:.0f}" for t in targets]
-                row += [fmt_ratio(ratio(rates["nvswapfs"], rates[t])) for t in cross]
+                row += [fmt_ratio(ratio(rates[a], rates[b])) for a, b in cross]
                 say("| " + " | ".join(row) + " |")
             say("")
         if "rss" in r or "cold" in r:
@@ -1860,8 +1948,8 @@ class Compare:
             raise Failure(f"plot: {e} (tools/bench/compare.sh installs python3-matplotlib and "
                           f"runs this file with /usr/bin/python3)")
 
-        colors = {"nvswapfs": "#1f77b4", "local": "#2ca02c", "fuse2fs": "#ff7f0e",
-                  "null": "#7f7f7f"}
+        colors = {"nvswapfs": "#1f77b4", "variant": "#9467bd", "local": "#2ca02c",
+                  "fuse2fs": "#ff7f0e", "null": "#7f7f7f"}
         panels = [p for p in ("clients", "shm") if p in r]
         fig, axes = plt.subplots(len(panels), 1, figsize=(15, 5.2 * len(panels) + 1.2),
                                  squeeze=False,
@@ -1921,7 +2009,9 @@ class Compare:
         row = 0
         if "clients" in r:
             bars(axes[row][0], r["clients"], self.args.targets, lim, r.get("engine"),
-                 f"client cases, {human(self.size)} per file, on {r['machine']['device']}")
+                 f"client cases, {human(self.size)} per file, on {r['machine']['device']}",
+                 names={"variant": f"variant: {self.variant_said()}"}
+                 if "variant" in self.args.targets else None)
             row += 1
         if "shm" in r:
             s = r["shm"]
@@ -1947,6 +2037,8 @@ class Compare:
             self.set_halt_poll(self.args.halt_poll)
         if self.args.fuse_wake_here:
             self.set_fuse_wake_here(self.args.fuse_wake_here)
+        if self.args.variant_wake_here:
+            self.set_variant_wake_here()
         if {"limit", "shm", "ceiling"} & set(self.args.groups):
             self.reserve_hugepages()
         self.describe_machine()
@@ -1970,10 +2062,12 @@ class Compare:
 
 
 def cross_targets(targets):
-    """The targets nvswapfs is divided by in a table's ratio columns."""
+    """A table's ratio columns, (a, b) for a÷b: the variant to nvswapfs, and nvswapfs to
+    each reference."""
     if "nvswapfs" not in targets:
         return []
-    return [t for t in ("local", "fuse2fs", "null") if t in targets]
+    return ([("variant", "nvswapfs")] if "variant" in targets else []) + \
+        [("nvswapfs", t) for t in ("local", "fuse2fs", "null") if t in targets]
 
 
 def writes_and_flush(result):
@@ -2060,6 +2154,14 @@ def parse_args(argv):
     p.add_argument("--options", default="", metavar="OPTS",
                    help="more -o options for every nvswapfs mount, such as "
                         "queue_depth=64,sync_writes")
+    p.add_argument("--variant-options", default="", metavar="OPTS",
+                   help="adds the variant target: a second nvswapfs mount with these -o options "
+                        "as well (after --options), in turn with nvswapfs in the clients and "
+                        "meta groups, such as read_ahead=32M")
+    p.add_argument("--variant-wake-here", choices=("Y", "N"), default=None,
+                   help="adds the variant target (with --variant-options, or nvswapfs as "
+                        "mounted otherwise) and sets the fuse module's wake_here to this for "
+                        "each of its runs, putting the run's own back after each")
     p.add_argument("--ceiling", default=CEILING_CASES, metavar="CASE:OP,...",
                    help=f"client cases the ceiling group runs on null, each write or read "
                         f"(cases: {', '.join(CASE_KEYS)}) [%(default)s]")
@@ -2092,12 +2194,21 @@ def parse_args(argv):
     a.groups = [g for g in GROUPS if g not in skip and (
         g in only or (not set(only) & set(GROUPS) and g in DEFAULT_GROUPS))]
     a.targets = [t for t in TARGETS if t not in skip and (
-        t in only or (not set(only) & set(TARGETS) and t in DEFAULT_TARGETS))]
+        t in only or (not set(only) & set(TARGETS) and t in DEFAULT_TARGETS) or
+        (t == "variant" and (a.variant_options or a.variant_wake_here)))]
+    if "variant" in a.targets and not (a.variant_options or a.variant_wake_here):
+        p.error("the variant target needs --variant-options and/or --variant-wake-here: what "
+                "it changes")
+    if (a.variant_options or a.variant_wake_here) and "variant" in a.targets and \
+            not {"clients", "meta"} & set(a.groups):
+        p.error("--variant-options and --variant-wake-here: only the clients and meta groups "
+                "run the variant")
     if not a.groups:
         p.error("nothing left to run")
-    if any(o.strip().startswith("log=") for o in a.options.split(",")):
-        p.error("--options: log= is the benchmark's own: it keeps each mount's log to show "
-                "when the mount fails")
+    for opt, value in (("--options", a.options), ("--variant-options", a.variant_options)):
+        if any(o.strip().startswith("log=") for o in value.split(",")):
+            p.error(f"{opt}: log= is the benchmark's own: it keeps each mount's log to show "
+                    f"when the mount fails")
     a.ceiling = ceiling_cases(p, a.ceiling)
     a.ceiling_rates = ceiling_rates(p, a.ceiling_rates)
     if a.ceiling_seconds < 3:
