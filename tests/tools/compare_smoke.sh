@@ -154,14 +154,20 @@ fi
 grep -q "the variant target needs --variant-options and/or --variant-wake-here" <<<"$msg" ||
   fail "no clear message for a variant with nothing to change: $msg"
 
+if msg=$("$compare" --bin "$bin" --dir "$scratch" --cases dd_fsync,dd 2>&1); then
+  fail "compare.sh took --cases dd"
+fi
+grep -q -- "--cases: unknown dd (choose from dd_fsync," <<<"$msg" ||
+  fail "no clear message for an unknown case: $msg"
+
 # The null target (only when named): nvswapfs-null-fuse mounted beside
 # nvswapfs for the client cases, then unmounted like the rest. It keeps no
 # directories, so the metadata cases leave it out and run on nvswapfs. The
 # variant, a second nvswapfs mount with another read-ahead window, runs in
-# turn with them in both groups.
+# turn with them in both groups. All client cases but one (--cases).
 "$compare" --bin "$bin" --dir "$scratch" --size 32M --files 200 --only clients,meta,nvswapfs,null \
-  --variant-options read_ahead=4M "${wake_args[@]}" --json "$out/null.json" \
-  --plot "$out/null.png" >"$out/null.txt" ||
+  --cases python,dd_fsync,dd_direct,cp,fio_psync --variant-options read_ahead=4M "${wake_args[@]}" \
+  --json "$out/null.json" --plot "$out/null.png" >"$out/null.txt" ||
   fail "compare.sh --only null exited $?: $(tail -20 "$out/null.txt")"
 left_clean "null run"
 clients_head="| case | nvswapfs MB/s | ÷limit | variant MB/s | ÷limit | null MB/s | ÷limit |"
@@ -187,6 +193,8 @@ wake_set, wake_was = sys.argv[2] or None, sys.argv[3] or None
 assert r["machine"]["fuse_wake_here"] == wake_set, r["machine"]
 assert r.get("fuse_wake_here_was") == wake_was, r.get("fuse_wake_here_was")
 assert r["targets"] == ["nvswapfs", "variant", "null"], r["targets"]
+# the cases asked for, in the usual order
+assert list(r["clients"]) == ["dd_fsync", "dd_direct", "cp", "fio_psync", "python"], r["clients"]
 for case, entry in r["clients"].items():
     for target in ("null", "variant"):
         for op in ("write", "read"):
@@ -204,14 +212,14 @@ assert mounts["nvswapfs"] == {"options": "", "read_ahead_kb": 16384}, mounts
 v = r["variant"]
 assert v["options"] == "read_ahead=4M" and v["fuse_wake_here"] == wake_was, v
 if wake_set:
-    # Every run of the variant (6 client cases x write and read, one metadata
+    # Every run of the variant (5 client cases x write and read, one metadata
     # round) had its own setting; every other run had the run's.
     seen = v["fuse_wake_here_seen"]
-    assert seen["variant"] == [wake_was] * 13, seen
+    assert seen["variant"] == [wake_was] * 11, seen
     for t in ("nvswapfs", "null"):
         assert set(seen[t]) == {wake_set}, (t, seen)
-print("compare smoke test: the null target ran every client case, and not the metadata ones; "
-      "the variant ran both with its own settings")
+print("compare smoke test: the null target ran the client cases asked for, and not the metadata "
+      "ones; the variant ran both with its own settings")
 PY
 # The ceiling group (only when named): fio alone, the client on null alone and
 # with fio beside it, then on local and nvswapfs, and fio alone again; a

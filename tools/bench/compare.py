@@ -474,6 +474,7 @@ class Compare:
             "options": args.options,
             "groups": args.groups,
             "targets": args.targets,
+            "cases": args.cases,
             "notes": self.notes,
         }
         if "variant" in args.targets:
@@ -1348,7 +1349,8 @@ class Compare:
             def beside(op, case):
                 return self.fio_limit(case, ref, op, self.size, extra)
         try:
-            self.results["clients"] = self.run_cases(self.client_cases(), dirs, self.size,
+            cases = [c for c in self.client_cases() if c[0] in self.args.cases]
+            self.results["clients"] = self.run_cases(cases, dirs, self.size,
                                                      "clients", beside)
         finally:
             if ref is not None and os.path.exists(ref):
@@ -2162,6 +2164,8 @@ def parse_args(argv):
                    help="adds the variant target (with --variant-options, or nvswapfs as "
                         "mounted otherwise) and sets the fuse module's wake_here to this for "
                         "each of its runs, putting the run's own back after each")
+    p.add_argument("--cases", default=",".join(CASE_KEYS), metavar="CASE,...",
+                   help="the client cases the clients group runs [%(default)s]")
     p.add_argument("--ceiling", default=CEILING_CASES, metavar="CASE:OP,...",
                    help=f"client cases the ceiling group runs on null, each write or read "
                         f"(cases: {', '.join(CASE_KEYS)}) [%(default)s]")
@@ -2209,6 +2213,11 @@ def parse_args(argv):
         if any(o.strip().startswith("log=") for o in value.split(",")):
             p.error(f"{opt}: log= is the benchmark's own: it keeps each mount's log to show "
                     f"when the mount fails")
+    a.cases = [x.strip() for x in a.cases.split(",") if x.strip()]
+    bad = [x for x in a.cases if x not in CASE_KEYS]
+    if bad or not a.cases:
+        p.error(f"--cases: {'unknown ' + ', '.join(bad) if bad else 'none given'} (choose from "
+                f"{', '.join(CASE_KEYS)})")
     a.ceiling = ceiling_cases(p, a.ceiling)
     a.ceiling_rates = ceiling_rates(p, a.ceiling_rates)
     if a.ceiling_seconds < 3:
