@@ -2039,7 +2039,7 @@ class Compare:
             self.set_halt_poll(self.args.halt_poll)
         if self.args.fuse_wake_here:
             self.set_fuse_wake_here(self.args.fuse_wake_here)
-        if self.args.variant_wake_here:
+        if self.args.variant_wake_here and "variant" in self.args.targets:  # not --skip variant
             self.set_variant_wake_here()
         if {"limit", "shm", "ceiling"} & set(self.args.groups):
             self.reserve_hugepages()
