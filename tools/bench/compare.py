@@ -347,6 +347,7 @@ def write_halt_poll(ns):
 
 
 FUSE_WAKE_HERE = "/sys/module/fuse/parameters/wake_here"
+NO_WAKE_HERE = f"this kernel's fuse module has no such parameter ({FUSE_WAKE_HERE} does not exist)"
 
 
 def read_fuse_wake_here():
@@ -608,9 +609,8 @@ class Compare:
     def variant_said(self):
         """What the variant target changes, in words."""
         a = self.args
-        options = ",".join(o for o in (a.options, a.variant_options) if o)
-        parts = [f"nvswapfs mounted with -o {options}" if a.variant_options
-                 else "nvswapfs as mounted for the nvswapfs target"]
+        parts = [f"nvswapfs mounted with -o {self.nvswapfs_options(a.variant_options)}"
+                 if a.variant_options else "nvswapfs as mounted for the nvswapfs target"]
         if a.variant_wake_here:
             parts.append(f"the fuse module's wake_here {a.variant_wake_here} for its runs")
         return ", ".join(parts)
@@ -620,8 +620,7 @@ class Compare:
         after; at exit, should a run stop inside one, the run's own is put back too."""
         value = read_fuse_wake_here()
         if value is None:
-            raise Failure(f"--variant-wake-here: this kernel's fuse module has no such parameter "
-                          f"({FUSE_WAKE_HERE} does not exist)")
+            raise Failure(f"--variant-wake-here: {NO_WAKE_HERE}")
         self.run_wake_here = value
         self.restore_knobs.append((write_fuse_wake_here, value))
         self.results["variant"]["fuse_wake_here_seen"] = {}
@@ -669,9 +668,7 @@ class Compare:
 
     def set_fuse_wake_here(self, value):
         was = self.set_knob("--fuse-wake-here", FUSE_WAKE_HERE, read_fuse_wake_here,
-                            write_fuse_wake_here, value,
-                            f"this kernel's fuse module has no such parameter ({FUSE_WAKE_HERE} "
-                            f"does not exist)")
+                            write_fuse_wake_here, value, NO_WAKE_HERE)
         self.results["fuse_wake_here_was"] = was
         self.note(f"the fuse module's wake_here set from {was} to {value} for this run "
                   f"(--fuse-wake-here)")
@@ -822,13 +819,17 @@ class Compare:
         read-ahead window it ended up with are kept in the results under `name`."""
         os.makedirs(mnt, exist_ok=True)
         log = os.path.join(self.dir, f"{name}.log")
-        options = ",".join([f"log={log}"] + [o for o in (self.args.options, more) if o])
-        cmd = [self.tool("nvswapfs"), "-o", options, image, mnt]
+        options = self.nvswapfs_options(more)
+        cmd = [self.tool("nvswapfs"), "-o", ",".join(filter(None, [f"log={log}", options])),
+               image, mnt]
         seconds, m = self._mount(cmd, image, mnt, f"mount nvswapfs ({name})", ["nvswapfs"], log)
-        self.results.setdefault("mounts", {})[name] = {
-            "options": options.split(",", 1)[1] if "," in options else "",
-            "read_ahead_kb": read_ahead_kb(mnt)}
+        self.results.setdefault("mounts", {})[name] = {"options": options,
+                                                       "read_ahead_kb": read_ahead_kb(mnt)}
         return seconds, m
+
+    def nvswapfs_options(self, more=""):
+        """The -o options of an nvswapfs mount besides its log: --options, then `more`."""
+        return ",".join(filter(None, [self.args.options, more]))
 
     def mount_fuse2fs(self, image, mnt):
         os.makedirs(mnt, exist_ok=True)
@@ -1299,9 +1300,9 @@ class Compare:
     def release_targets(self, mounts, images, case):
         ours = {images[t]: t for t in ("nvswapfs", "variant") if t in images}
         for m in mounts:
-            if m["image"] in ours:
-                self.daemon_stats(m, case + ("" if ours[m["image"]] == "nvswapfs"
-                                             else f" ({ours[m['image']]})"))
+            name = ours.get(m["image"])
+            if name:
+                self.daemon_stats(m, case if name == "nvswapfs" else f"{case} ({name})")
             self.unmount(m)
         for image in ours:
             self.fsck_nvswapfs(image, case)
@@ -2197,14 +2198,14 @@ def parse_args(argv):
     only, skip = names(a.only, "--only"), names(a.skip, "--skip")
     a.groups = [g for g in GROUPS if g not in skip and (
         g in only or (not set(only) & set(GROUPS) and g in DEFAULT_GROUPS))]
+    variant_set = bool(a.variant_options or a.variant_wake_here)
     a.targets = [t for t in TARGETS if t not in skip and (
         t in only or (not set(only) & set(TARGETS) and t in DEFAULT_TARGETS) or
-        (t == "variant" and (a.variant_options or a.variant_wake_here)))]
-    if "variant" in a.targets and not (a.variant_options or a.variant_wake_here):
+        (t == "variant" and variant_set))]
+    if "variant" in a.targets and not variant_set:
         p.error("the variant target needs --variant-options and/or --variant-wake-here: what "
                 "it changes")
-    if (a.variant_options or a.variant_wake_here) and "variant" in a.targets and \
-            not {"clients", "meta"} & set(a.groups):
+    if "variant" in a.targets and not {"clients", "meta"} & set(a.groups):
         p.error("--variant-options and --variant-wake-here: only the clients and meta groups "
                 "run the variant")
     if not a.groups:
