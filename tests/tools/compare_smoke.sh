@@ -65,7 +65,7 @@ for key in ("machine", "command", "date"):
 for group in ("limit", "engine"):
     for op in ("write", "read"):
         positive(f"{group}.{op}", r.get(group, {}).get(op, {}).get("MBps"))
-cases = ("dd_fsync", "dd_direct", "cp", "fio_psync", "fio_libaio", "python")
+cases = ("dd_fsync", "dd_direct", "cp", "fio_psync", "fio_libaio", "python", "torch")
 for case in cases:
     for target in ("nvswapfs", "local", "fuse2fs"):
         entry = r.get("clients", {}).get(case, {}).get(target)
@@ -76,11 +76,11 @@ for case in cases:
         else:
             for op in ("write", "read"):
                 positive(f"clients.{case}.{target}.{op}", entry.get(op, {}).get("MBps"))
-# Python's writes are also timed without their fsync: as fast as the whole or
-# faster, and the fsync's seconds of every run.
-for target in ("nvswapfs", "local", "fuse2fs"):
-    w = r["clients"]["python"][target]["write"]
-    where = f"clients.python.{target}.write"
+# Python's and torch's writes are also timed without their fsync: as fast as
+# the whole or faster, and the fsync's seconds of every run.
+for case, target in ((c, t) for c in ("python", "torch") for t in ("nvswapfs", "local", "fuse2fs")):
+    w = r["clients"][case][target]["write"]
+    where = f"clients.{case}.{target}.write"
     positive(f"{where}.writes_MBps", w.get("writes_MBps"))
     if len(w.get("flush_seconds", [])) != len(w["runs_MBps"]) or min(w["flush_seconds"]) < 0:
         problems.append(f"{where}.flush_seconds: {w.get('flush_seconds')!r}")
@@ -164,9 +164,11 @@ grep -q -- "--cases: unknown dd (choose from dd_fsync," <<<"$msg" ||
 # nvswapfs for the client cases, then unmounted like the rest. It keeps no
 # directories, so the metadata cases leave it out and run on nvswapfs. The
 # variant, a second nvswapfs mount with another read-ahead window, runs in
-# turn with them in both groups. All client cases but one (--cases).
+# turn with them in both groups. All client cases but one (--cases); on null,
+# only torch's write (its read would parse what null never kept).
 "$compare" --bin "$bin" --dir "$scratch" --size 32M --files 200 --only clients,meta,nvswapfs,null \
-  --cases python,dd_fsync,dd_direct,cp,fio_psync --variant-options read_ahead=4M "${wake_args[@]}" \
+  --cases python,dd_fsync,dd_direct,cp,fio_psync,torch --variant-options read_ahead=4M \
+  "${wake_args[@]}" \
   --json "$out/null.json" --plot "$out/null.png" >"$out/null.txt" ||
   fail "compare.sh --only null exited $?: $(tail -20 "$out/null.txt")"
 left_clean "null run"
@@ -194,10 +196,15 @@ assert r["machine"]["fuse_wake_here"] == wake_set, r["machine"]
 assert r.get("fuse_wake_here_was") == wake_was, r.get("fuse_wake_here_was")
 assert r["targets"] == ["nvswapfs", "variant", "null"], r["targets"]
 # the cases asked for, in the usual order
-assert list(r["clients"]) == ["dd_fsync", "dd_direct", "cp", "fio_psync", "python"], r["clients"]
+assert list(r["clients"]) == ["dd_fsync", "dd_direct", "cp", "fio_psync", "python", "torch"], \
+    r["clients"]
+assert r["clients"]["torch"]["null"]["read"] == {"unsupported": "null keeps nothing to parse"}, \
+    r["clients"]["torch"]["null"]
 for case, entry in r["clients"].items():
     for target in ("null", "variant"):
         for op in ("write", "read"):
+            if (case, target, op) == ("torch", "null", "read"):
+                continue
             rate = entry.get(target, {}).get(op, {}).get("MBps")
             assert isinstance(rate, (int, float)) and rate > 0, \
                 f"clients.{case}.{target}.{op}: {rate!r}"
@@ -212,10 +219,10 @@ assert mounts["nvswapfs"] == {"options": "", "read_ahead_kb": 16384}, mounts
 v = r["variant"]
 assert v["options"] == "read_ahead=4M" and v["fuse_wake_here"] == wake_was, v
 if wake_set:
-    # Every run of the variant (5 client cases x write and read, one metadata
+    # Every run of the variant (6 client cases x write and read, one metadata
     # round) had its own setting; every other run had the run's.
     seen = v["fuse_wake_here_seen"]
-    assert seen["variant"] == [wake_was] * 11, seen
+    assert seen["variant"] == [wake_was] * 13, seen
     for t in ("nvswapfs", "null"):
         assert set(seen[t]) == {wake_set}, (t, seen)
 print("compare smoke test: the null target ran the client cases asked for, and not the metadata "
@@ -272,6 +279,13 @@ if msg=$("$compare" --bin "$bin" --dir "$scratch" --only ceiling --ceiling dd_di
 fi
 grep -q "'dd_direct:wrte' is not CASE:write or CASE:read" <<<"$msg" ||
   fail "no clear message for a bad --ceiling case: $msg"
+# torch.load parses what torch.save left, which null does not keep: the ceiling
+# group, which runs its clients on null, has no torch case.
+if msg=$("$compare" --bin "$bin" --dir "$scratch" --only ceiling --ceiling torch:write 2>&1); then
+  fail "compare.sh took --ceiling torch:write"
+fi
+grep -q -- "--ceiling: 'torch:write' is not CASE:write or CASE:read (cases: .*python)" <<<"$msg" ||
+  fail "no clear message for a torch ceiling: $msg"
 # Halt polling is reported, and --halt-poll offered, only where the haltpoll
 # cpuidle driver is in use: its module's parameter may exist and do nothing.
 PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 - "$(dirname "$compare")" "$out" <<'PY'

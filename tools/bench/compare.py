@@ -15,8 +15,9 @@ On one backing storage (the file system that holds --dir), in one run:
             slower writer leaves the cache time to drain as it goes
   engine    nvswapfs-bench: the nvswapfs I/O engine alone on an image file; with
             the limit group, on the limit's file, taking turns with fio
-  clients   dd (conv=fsync, and O_DIRECT), cp, fio psync, fio libaio direct and
-            Python writing and then reading a --size file, on three targets:
+  clients   dd (conv=fsync, and O_DIRECT), cp, fio psync, fio libaio direct,
+            Python, and PyTorch's torch.save and torch.load of a tensor, writing
+            and then reading a --size file, on three targets:
               nvswapfs  an nvswapfs image file in --dir, mounted
               local     a plain directory in --dir (the kernel's own file system)
               fuse2fs   an ext4 image file in --dir, mounted with fuse2fs
@@ -104,8 +105,13 @@ SHM_BUDGET = 6 * GIB    # what this script may keep in /dev/shm at once, roughly
 COLD_MOUNTS = 3         # cold mounts timed; the median is reported
 PER_DIR = 1000          # files per directory of the cold-mount volume
 NVSWAPFS_READ_AHEAD_KB = 16 * 1024  # nvswapfs's read_ahead=16M, given to the null mount too
-FLUSHED_WRITES = ("dd_fsync", "cp", "fio_psync", "python")  # client writes ending in a flush
-CASE_KEYS = ("dd_fsync", "dd_direct", "cp", "fio_psync", "fio_libaio", "python")  # client_cases()
+# Client writes that end in a flush.
+FLUSHED_WRITES = ("dd_fsync", "cp", "fio_psync", "python", "torch")
+CASE_KEYS = ("dd_fsync", "dd_direct", "cp", "fio_psync", "fio_libaio", "python",
+             "torch")  # client_cases()
+# Cases whose read parses what the write left: null keeps nothing, so on null only
+# their write runs, and the ceiling group has no use for them.
+PARSING_READS = ("torch",)
 CEILING_CASES = "dd_direct:write,dd_direct:read,python:write"
 CEILING_RATES = "1000,2000,3000,max"
 
@@ -443,6 +449,37 @@ else:
 print(f"{time.monotonic() - start:.9f} {moved}" + ("" if flush is None else f" {flush:.9f}"))
 """
 
+# The PyTorch client, what a training job does with a checkpoint: torch.save of
+# one int32 tensor of the file's size (its values 0, 1, 2, ..., made before the
+# clock starts), then an fsync of the file through a new open, as `sync FILE`
+# does; torch.load of it into memory, its values checked after the clock
+# stops. Its output is the Python client's.
+TORCH_CLIENT = r"""
+import os, sys, time
+import torch
+path, op, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if op == "write":
+    tensor = torch.arange(size // 4, dtype=torch.int32)
+    start = time.monotonic()
+    torch.save({"tensor": tensor}, path)
+    saved = time.monotonic()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    end = time.monotonic()
+    print(f"{end - start:.9f} {tensor.numel() * 4} {end - saved:.9f}")
+else:
+    start = time.monotonic()
+    tensor = torch.load(path, map_location="cpu")["tensor"]
+    seconds = time.monotonic() - start
+    if tensor.dtype != torch.int32 or not torch.equal(
+            tensor, torch.arange(tensor.numel(), dtype=torch.int32)):
+        sys.exit("torch.load gave back a tensor other than the one torch.save wrote")
+    print(f"{seconds:.9f} {tensor.numel() * 4}")
+"""
+
 
 # ---------------------------------------------------------------- the run
 
@@ -522,6 +559,12 @@ class Compare:
         if gone:
             raise Failure(f"set-up: {', '.join(gone)} not installed (tools/bench/compare.sh "
                           f"installs what is missing)")
+        if "clients" in groups and "torch" in self.args.cases:
+            p = run(["/usr/bin/python3", "-c", "import torch"], "set-up", check=False)
+            if p.returncode != 0:
+                raise Failure("set-up: /usr/bin/python3 cannot import torch, which the torch "
+                              "case needs (tools/bench/compare.sh installs python3-torch; or "
+                              "leave the case out with --cases)")
         if os.geteuid() != 0:
             self.note("not running as root: mounting and dropping the page cache may fail")
 
@@ -1092,11 +1135,13 @@ class Compare:
             raise Failure(f"{case}: cp copied {size} bytes, expected {nbytes}")
         return {"MBps": nbytes / seconds / MB, "seconds": seconds}
 
-    def py_client(self, case, path, nbytes, op):
+    def py_client(self, case, path, nbytes, op, script=PY_CLIENT, name="Python"):
         """For a write, also the rate of the writes alone (`writes_MBps`, open to the last
         write) and the seconds the fsync and close took (`flush_seconds`): on storage with a
         volatile cache the flush waits for it to drain, whatever the file system."""
-        p = run(["/usr/bin/python3", "-c", PY_CLIENT, path, op, str(nbytes)], case, nbytes)
+        if script is TORCH_CLIENT and nbytes % 4:
+            raise Failure(f"{case}: the torch client moves whole int32 values (4 bytes)")
+        p = run(["/usr/bin/python3", "-c", script, path, op, str(nbytes)], case, nbytes)
         fields = p.stdout.split()
         try:
             if len(fields) != (3 if op == "write" else 2):
@@ -1104,9 +1149,9 @@ class Compare:
             seconds, moved = float(fields[0]), int(fields[1])
             flush = float(fields[2]) if op == "write" else None
         except ValueError:
-            raise Failure(f"{case}: unexpected output from the Python client: {p.stdout!r}")
+            raise Failure(f"{case}: unexpected output from the {name} client: {p.stdout!r}")
         if moved != nbytes:
-            raise Failure(f"{case}: the Python client moved {moved} bytes, expected {nbytes}")
+            raise Failure(f"{case}: the {name} client moved {moved} bytes, expected {nbytes}")
         out = {"MBps": nbytes / seconds / MB, "seconds": seconds}
         if flush is not None:
             out["flush_seconds"] = flush
@@ -1135,6 +1180,10 @@ class Compare:
             ("python", "python 64 KiB writes + fsync", "python 64 KiB reads",
              lambda c, p, n: self.py_client(c, p, n, "write"),
              lambda c, p, n: self.py_client(c, p, n, "read"), False, None),
+            ("torch", "torch.save + fsync", "torch.load",
+             lambda c, p, n: self.py_client(c, p, n, "write", TORCH_CLIENT, "torch"),
+             lambda c, p, n: self.py_client(c, p, n, "read", TORCH_CLIENT, "torch"), False,
+             None),
         ]
         if shm:
             keep = ("dd_fsync", "dd_direct", "fio_libaio")
@@ -1200,13 +1249,18 @@ class Compare:
                     self.drop_caches()
                     with self.settings_of(name):
                         w = write(f"{group} {name} {key} write", path, nbytes)
+                    runs[name]["write"].append(w)
+                    if name == "null" and key in PARSING_READS:
+                        say(f"  {group:8} {name:9} {key:11} write {fmt_rate(w['MBps']):>7} MB/s   "
+                            f"read: nothing kept to parse")
+                        os.unlink(path)
+                        continue
                     if pair:
                         self.drop_caches()
                         near["read"].append(beside("read", f"{group} {key} limit beside"))
                     self.drop_caches()
                     with self.settings_of(name):
                         r = read(f"{group} {name} {key} read", path, nbytes)
-                    runs[name]["write"].append(w)
                     runs[name]["read"].append(r)
                     say(f"  {group:8} {name:9} {key:11} write {fmt_rate(w['MBps']):>7} MB/s   "
                         f"read {fmt_rate(r['MBps']):>7} MB/s")
@@ -1218,7 +1272,10 @@ class Compare:
                 if direct and not direct_ok[name]:
                     out[key][name] = {"unsupported": "O_DIRECT refused"}
                 else:
-                    out[key][name] = {op: summarize(runs[name][op]) for op in ("write", "read")}
+                    out[key][name] = {op: summarize(runs[name][op]) for op in ("write", "read")
+                                      if runs[name][op]}
+                    if name == "null" and key in PARSING_READS:
+                        out[key][name]["read"] = {"unsupported": "null keeps nothing to parse"}
                     if near["write"] and name == "nvswapfs":
                         out[key][name]["limit_beside"] = {op: summarize(near[op])
                                                           for op in ("write", "read")}
@@ -1788,7 +1845,9 @@ class Compare:
                 f"{'in /dev/shm' if self.source.startswith('/dev/shm') else 'on the storage'}, "
                 f"then `sync FILE`; the cp read copies to {cp_out}; fio runs with "
                 f"--fallocate=none (rates from fio's own run time, which includes end_fsync); "
-                f"Python uses open(..., buffering=0), 64 KiB per call, fsync before close. Every "
+                f"Python uses open(..., buffering=0), 64 KiB per call, fsync before close; torch "
+                f"saves one int32 tensor of the file's size, then fsyncs the file through a new "
+                f"open, and loads it (its values checked outside the timing). Every "
                 f"write starts from a new file; the page cache is dropped before every phase"
                 f"{' (and as much memory touched and freed again, --prefault)' if self.args.prefault else ''}. What "
                 f"dd and cp wrote was read back and compared with cmp (first run, outside the "
@@ -2098,9 +2157,10 @@ def ceiling_cases(p, text):
     out = []
     for item in (x.strip() for x in text.split(",") if x.strip()):
         key, _, op = item.partition(":")
-        if key not in CASE_KEYS or op not in ("write", "read"):
+        keys = [k for k in CASE_KEYS if k not in PARSING_READS]
+        if key not in keys or op not in ("write", "read"):
             p.error(f"--ceiling: {item!r} is not CASE:write or CASE:read (cases: "
-                    f"{', '.join(CASE_KEYS)})")
+                    f"{', '.join(keys)})")
         out.append((key, op))
     if not out:
         p.error("--ceiling: no case")

@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 missing=()
-for p in fio fuse2fs e2fsprogs fuse3 python3-matplotlib; do
+for p in fio fuse2fs e2fsprogs fuse3 python3-matplotlib python3-torch; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
     missing+=("$p")
 done
