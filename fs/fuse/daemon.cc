@@ -281,9 +281,11 @@ int RunDaemon(int argc, const char* const* argv) {
                     " (is /dev/fuse available, and is the mount point in use?)");
     return 1;
   }
-  if (!internal::AskForDirectIoMmap(se))
-    LogWarning("libfuse refused hooks on the FUSE device (fuse_session_custom_io): "
-               "read-write opens keep the page cache");
+  if (!internal::AmendInitReply(se))
+    LogWarning(
+        "libfuse refused hooks on the FUSE device (fuse_session_custom_io): "
+        "read-write opens keep the page cache, and the kernel stops reading ahead at "
+        "libfuse's congestion threshold");
   LogInfo("mounted " + o.device + " at " + mountpoint + " (" + o.engine.ToString() + ")");
   launcher.Ready();
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "nvswapfs/fuse/connection.h"
 #include "nvswapfs/log.h"
 
 namespace nvswapfs::fuse::internal {
@@ -61,9 +62,12 @@ ssize_t WriteReply(int fd, iovec* iov, int count, void*) {
       iov[0].iov_len >= sizeof(fuse_out_header)) {
     const auto out = Load<fuse_out_header>(iov[0].iov_base);
     if (out.unique == init) {
-      // libfuse builds the reply in a writable local of its own; a reply
-      // too short to carry flags2 (a very old kernel) is left as it is.
+      // libfuse builds the reply in a writable local of its own; a field a
+      // reply is too short to carry (a very old kernel's) is left out.
       auto* bytes = static_cast<std::byte*>(iov[1].iov_base);
+      constexpr size_t kThresholdAt = offsetof(fuse_init_out, congestion_threshold);
+      if (out.error == 0 && iov[1].iov_len >= kThresholdAt + sizeof(uint16_t))
+        std::memcpy(bytes + kThresholdAt, &kCongestionThreshold, sizeof kCongestionThreshold);
       bool granted = false;
       if (out.error == 0 && watch.offered.load(std::memory_order_relaxed) &&
           iov[1].iov_len >= offsetof(fuse_init_out, flags2) + 4) {
@@ -89,7 +93,7 @@ ssize_t WriteReply(int fd, iovec* iov, int count, void*) {
 
 }  // namespace
 
-bool AskForDirectIoMmap(fuse_session* se) {
+bool AmendInitReply(fuse_session* se) {
   static const fuse_custom_io io = {
       .writev = WriteReply,
       .read = ReadRequest,

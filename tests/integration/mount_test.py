@@ -601,6 +601,55 @@ class PythonClientsTest(MountTest):
             self.assertEqual(f.read(), b"")
 
 
+FUSECTL = "/sys/fs/fuse/connections"
+
+
+class ConnectionTest(MountTest):
+    """What the daemon asks of the kernel's FUSE connection, read back from the
+    fuse control file system (mounted for the test when it is not)."""
+
+    def connection(self):
+        if not is_mounted(FUSECTL):
+            run("mount", "-t", "fusectl", "none", FUSECTL)
+            self.addCleanup(run, "umount", FUSECTL, check=False)
+        return os.path.join(FUSECTL, str(os.stat(self.m.mnt).st_dev))
+
+    def test_the_kernel_reads_ahead_past_libfuses_congestion_threshold(self):
+        # libfuse 3.14 holds the threshold at max_background (64); the daemon's
+        # INIT reply raises it, so several streams keep reading ahead.
+        conn = self.connection()
+        with open(os.path.join(conn, "max_background")) as f:
+            self.assertEqual(f.read().strip(), "64")
+        with open(os.path.join(conn, "congestion_threshold")) as f:
+            self.assertEqual(f.read().strip(), "240")
+
+    def test_parallel_streams_read_back_what_was_written(self):
+        # Four readers at once, from a cold cache: more read-ahead in flight
+        # than the daemon has read buffers.
+        want = {}
+        for i in range(4):
+            data = os.urandom(48 << 20)
+            with open(self.m.path(f"shard{i}"), "wb") as f:
+                f.write(data)
+            want[f"shard{i}"] = hashlib.sha256(data).hexdigest()
+        self.remount()  # nothing of the files left in the page cache
+        got, errors = {}, []
+
+        def read(name):
+            try:
+                got[name] = sha256(self.m.path(name))
+            except OSError as e:
+                errors.append(e)
+
+        readers = [threading.Thread(target=read, args=(n,)) for n in want]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(got, want)
+
+
 class TrimTest(MountTest):
     size = "256M"
 

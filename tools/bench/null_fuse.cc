@@ -1,10 +1,11 @@
 // nvswapfs-null-fuse: a FUSE file system that keeps nothing. Writes are
 // accepted and dropped (a file only remembers its size), reads return zeros.
 // It negotiates the same connection as nvswapfs (1 MiB requests, 64
-// background requests, asynchronous direct I/O) and opens files the same way
-// (opens that can write, and O_DIRECT opens, bypass the page cache), so a
-// client timed on it measures what the kernel's FUSE transport and libfuse
-// alone cost on this machine: the ceiling of any daemon, nvswapfs included.
+// background requests and the same congestion threshold, asynchronous direct
+// I/O) and opens files the same way (opens that can write, and O_DIRECT
+// opens, bypass the page cache), so a client timed on it measures what the
+// kernel's FUSE transport and libfuse alone cost on this machine: the ceiling
+// of any daemon, nvswapfs included.
 // A benchmark reference, not a file system to keep data in.
 //
 // usage: nvswapfs-null-fuse [-f] MOUNTPOINT   (returns once mounted, serving
@@ -25,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "init_reply.h"
 #include "nvswapfs/fuse/connection.h"
 
 namespace {
@@ -224,9 +226,13 @@ int main(int argc, char** argv) {
   int rc = 1;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, mountpoint) == 0) {
+      // The INIT reply amended as nvswapfs amends its own (init_reply.h);
+      // without it null would not be nvswapfs's ceiling.
+      const bool amended = nvswapfs::fuse::internal::AmendInitReply(se);
+      if (!amended) std::fprintf(stderr, "%s: libfuse refused the device hooks\n", argv[0]);
       // Detached after mounting and before any thread starts, so that the
       // caller's command returns once the mount is there.
-      if (fuse_daemonize(foreground ? 1 : 0) == 0) {
+      if (amended && fuse_daemonize(foreground ? 1 : 0) == 0) {
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);
         rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;

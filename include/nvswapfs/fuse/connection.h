@@ -7,12 +7,27 @@
 #include <fuse3/fuse_lowlevel.h>
 
 #include <cstddef>
+#include <cstdint>
 
 namespace nvswapfs::fuse {
 
 // libfuse 3.14's largest request (max_write, max_readahead); files report it
 // as st_blksize, so that cp and Python's open() move that much per call.
 inline constexpr size_t kMaxRequest = size_t{1} << 20;
+
+// Background requests (read-ahead, libaio clients' direct I/O) the kernel
+// sends at once; more wait in its queue, not in the daemon, so that a
+// metadata request never queues behind more than this many.
+inline constexpr uint16_t kMaxBackground = 64;
+// Background requests outstanding, sent or queued, at which the kernel stops
+// reading ahead asynchronously: a stream that finds the window it needs not
+// asked for then waits for a synchronous read. The usual threshold, three
+// quarters of kMaxBackground, is what four streams reading through the page
+// cache with 16 MiB windows reached; with this one, they keep reading ahead
+// while the daemon works at the queue. libfuse 3.14 holds the threshold at
+// max_background, so the daemon amends the INIT reply for it
+// (fs/fuse/init_reply.h).
+inline constexpr uint16_t kCongestionThreshold = 240;
 
 // The data path's side of the INIT exchange.
 inline void AskForLargeRequests(fuse_conn_info* conn) {
@@ -21,8 +36,9 @@ inline void AskForLargeRequests(fuse_conn_info* conn) {
   conn->max_readahead = kMaxRequest;
   // Enough background requests (async reads, libaio clients' O_DIRECT I/O)
   // to keep the engine's queue fed; the kernel's default is 12.
-  conn->max_background = 64;
-  conn->congestion_threshold = 48;
+  conn->max_background = kMaxBackground;
+  // As high as libfuse lets it be; the INIT reply's amendment raises it on.
+  conn->congestion_threshold = kMaxBackground;
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   // Every write passes through the daemon, so the kernel need not drop its
