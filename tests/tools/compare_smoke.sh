@@ -65,7 +65,7 @@ for key in ("machine", "command", "date"):
 for group in ("limit", "engine"):
     for op in ("write", "read"):
         positive(f"{group}.{op}", r.get(group, {}).get(op, {}).get("MBps"))
-cases = ("dd_fsync", "dd_direct", "cp", "fio_psync", "fio_libaio", "python", "torch")
+cases = ("dd_fsync", "dd_direct", "cp", "fio_psync", "fio_libaio", "python", "torch", "shards")
 for case in cases:
     for target in ("nvswapfs", "local", "fuse2fs"):
         entry = r.get("clients", {}).get(case, {}).get(target)
@@ -167,7 +167,7 @@ grep -q -- "--cases: unknown dd (choose from dd_fsync," <<<"$msg" ||
 # turn with them in both groups. All client cases but one (--cases); on null,
 # only torch's write (its read would parse what null never kept).
 "$compare" --bin "$bin" --dir "$scratch" --size 32M --files 200 --only clients,meta,nvswapfs,null \
-  --cases python,dd_fsync,dd_direct,cp,fio_psync,torch --variant-options read_ahead=4M \
+  --cases python,dd_fsync,dd_direct,cp,fio_psync,torch,shards --variant-options read_ahead=4M \
   "${wake_args[@]}" \
   --json "$out/null.json" --plot "$out/null.png" >"$out/null.txt" ||
   fail "compare.sh --only null exited $?: $(tail -20 "$out/null.txt")"
@@ -196,8 +196,8 @@ assert r["machine"]["fuse_wake_here"] == wake_set, r["machine"]
 assert r.get("fuse_wake_here_was") == wake_was, r.get("fuse_wake_here_was")
 assert r["targets"] == ["nvswapfs", "variant", "null"], r["targets"]
 # the cases asked for, in the usual order
-assert list(r["clients"]) == ["dd_fsync", "dd_direct", "cp", "fio_psync", "python", "torch"], \
-    r["clients"]
+assert list(r["clients"]) == ["dd_fsync", "dd_direct", "cp", "fio_psync", "python", "torch",
+                              "shards"], r["clients"]
 assert r["clients"]["torch"]["null"]["read"] == {"unsupported": "null keeps nothing to parse"}, \
     r["clients"]["torch"]["null"]
 for case, entry in r["clients"].items():
@@ -219,10 +219,10 @@ assert mounts["nvswapfs"] == {"options": "", "read_ahead_kb": 16384}, mounts
 v = r["variant"]
 assert v["options"] == "read_ahead=4M" and v["fuse_wake_here"] == wake_was, v
 if wake_set:
-    # Every run of the variant (6 client cases x write and read, one metadata
+    # Every run of the variant (7 client cases x write and read, one metadata
     # round) had its own setting; every other run had the run's.
     seen = v["fuse_wake_here_seen"]
-    assert seen["variant"] == [wake_was] * 13, seen
+    assert seen["variant"] == [wake_was] * 15, seen
     for t in ("nvswapfs", "null"):
         assert set(seen[t]) == {wake_set}, (t, seen)
 print("compare smoke test: the null target ran the client cases asked for, and not the metadata "

@@ -16,8 +16,9 @@ On one backing storage (the file system that holds --dir), in one run:
   engine    nvswapfs-bench: the nvswapfs I/O engine alone on an image file; with
             the limit group, on the limit's file, taking turns with fio
   clients   dd (conv=fsync, and O_DIRECT), cp, fio psync, fio libaio direct,
-            Python, and PyTorch's torch.save and torch.load of a tensor, writing
-            and then reading a --size file, on three targets:
+            Python, PyTorch's torch.save and torch.load of a tensor, and four
+            Python threads at once on a quarter each (a sharded checkpoint),
+            writing and then reading a --size file, on three targets:
               nvswapfs  an nvswapfs image file in --dir, mounted
               local     a plain directory in --dir (the kernel's own file system)
               fuse2fs   an ext4 image file in --dir, mounted with fuse2fs
@@ -106,12 +107,19 @@ COLD_MOUNTS = 3         # cold mounts timed; the median is reported
 PER_DIR = 1000          # files per directory of the cold-mount volume
 NVSWAPFS_READ_AHEAD_KB = 16 * 1024  # nvswapfs's read_ahead=16M, given to the null mount too
 # Client writes that end in a flush.
-FLUSHED_WRITES = ("dd_fsync", "cp", "fio_psync", "python", "torch")
+FLUSHED_WRITES = ("dd_fsync", "cp", "fio_psync", "python", "torch", "shards")
 CASE_KEYS = ("dd_fsync", "dd_direct", "cp", "fio_psync", "fio_libaio", "python",
-             "torch")  # client_cases()
+             "torch", "shards")  # client_cases()
 # Cases whose read parses what the write left: null keeps nothing, so on null only
-# their write runs, and the ceiling group has no use for them.
+# their write runs.
 PARSING_READS = ("torch",)
+SHARDS = 4  # the shards case's files, each written and read by a thread of its own
+# Cases the ceiling group cannot run, and why.
+NO_CEILING = {
+    "torch": "the ceiling runs its clients on null, which keeps nothing for torch's read to "
+             "parse",
+    "shards": "the ceiling evicts one file between runs, and shards makes four",
+}
 CEILING_CASES = "dd_direct:write,dd_direct:read,python:write"
 CEILING_RATES = "1000,2000,3000,max"
 
@@ -478,6 +486,61 @@ else:
             tensor, torch.arange(tensor.numel(), dtype=torch.int32)):
         sys.exit("torch.load gave back a tensor other than the one torch.save wrote")
     print(f"{seconds:.9f} {tensor.numel() * 4}")
+"""
+
+
+# The sharded client, what the ranks of a data-parallel job do with a
+# checkpoint: SHARDS threads at once, each writing (1 MiB write() calls from
+# one random MiB, then fsync) or reading (1 MiB readinto() calls) a file of
+# its own, PATH.0, PATH.1, ..., a quarter of the size each. Prints the
+# seconds from the first thread's start to the last one's end and the bytes
+# moved.
+SHARDS_CLIENT = r"""
+import os, sys, threading, time
+path, op, size, shards = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+CHUNK = 1 << 20
+each = size // shards
+moved, errors = {}, []
+
+def write(name):
+    data = memoryview(os.urandom(CHUNK))
+    with open(name, "wb", buffering=0) as f:
+        done = 0
+        while done < each:
+            n = f.write(data[: min(CHUNK, each - done)])
+            if not n:
+                raise OSError(f"write returned 0 at {done}")
+            done += n
+        os.fsync(f.fileno())
+    moved[name] = done
+
+def read(name):
+    buf = memoryview(bytearray(CHUNK))
+    done = 0
+    with open(name, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            done += n
+    moved[name] = done
+
+def run(name):
+    try:
+        (write if op == "write" else read)(name)
+    except OSError as e:
+        errors.append(f"{name}: {e}")
+
+threads = [threading.Thread(target=run, args=(f"{path}.{i}",)) for i in range(shards)]
+start = time.monotonic()
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+seconds = time.monotonic() - start
+if errors:
+    sys.exit("; ".join(errors))
+print(f"{seconds:.9f} {sum(moved.values())}")
 """
 
 
@@ -1156,6 +1219,18 @@ class Compare:
             out["writes_MBps"] = nbytes / max(seconds - flush, 1e-9) / MB
         return out
 
+    def shards_client(self, case, path, nbytes, op):
+        p = run(["/usr/bin/python3", "-c", SHARDS_CLIENT, path, op, str(nbytes), str(SHARDS)],
+                case, nbytes)
+        try:
+            seconds, moved = p.stdout.split()
+            seconds, moved = float(seconds), int(moved)
+        except ValueError:
+            raise Failure(f"{case}: unexpected output from the sharded client: {p.stdout!r}")
+        if moved != nbytes:
+            raise Failure(f"{case}: the sharded client moved {moved} bytes, expected {nbytes}")
+        return {"MBps": nbytes / seconds / MB, "seconds": seconds}
+
     def client_cases(self, shm=False):
         """(key, write label, read label, write fn, read fn, needs O_DIRECT, what was written
         (for cmp after reading back) or None)"""
@@ -1182,6 +1257,10 @@ class Compare:
              lambda c, p, n: self.py_client(c, p, n, "write", TORCH_CLIENT, "torch"),
              lambda c, p, n: self.py_client(c, p, n, "read", TORCH_CLIENT, "torch"), False,
              None),
+            ("shards", f"{SHARDS} writers at once, 1 MiB writes + fsync",
+             f"{SHARDS} readers at once, 1 MiB reads",
+             lambda c, p, n: self.shards_client(c, p, n, "write"),
+             lambda c, p, n: self.shards_client(c, p, n, "read"), False, None),
         ]
         if shm:
             keep = ("dd_fsync", "dd_direct", "fio_libaio")
@@ -1238,8 +1317,7 @@ class Compare:
                     if direct and not direct_ok[name]:
                         continue
                     path = os.path.join(directory, "compare.dat")
-                    if os.path.exists(path):
-                        os.unlink(path)
+                    remove_case_files(path)
                     pair = beside is not None and name == "nvswapfs"
                     if pair:
                         self.drop_caches()
@@ -1251,7 +1329,7 @@ class Compare:
                     if name == "null" and key in PARSING_READS:
                         say(f"  {group:8} {name:9} {key:11} write {fmt_rate(w['MBps']):>7} MB/s   "
                             f"read: nothing kept to parse")
-                        os.unlink(path)
+                        remove_case_files(path)
                         continue
                     if pair:
                         self.drop_caches()
@@ -1265,7 +1343,7 @@ class Compare:
                     # null keeps nothing to compare
                     if written and rep == 0 and name != "null":
                         self.verify(f"{group} {name} {key}", path, nbytes, written)
-                    os.unlink(path)
+                    remove_case_files(path)
             for name in targets:
                 if direct and not direct_ok[name]:
                     out[key][name] = {"unsupported": "O_DIRECT refused"}
@@ -1845,7 +1923,9 @@ class Compare:
                 f"--fallocate=none (rates from fio's own run time, which includes end_fsync); "
                 f"Python uses open(..., buffering=0), 64 KiB per call, fsync before close; torch "
                 f"saves one int32 tensor of the file's size, then fsyncs the file through a new "
-                f"open, and loads it (its values checked outside the timing). Every "
+                f"open, and loads it (its values checked outside the timing); the shards case runs "
+                f"{SHARDS} Python threads at once, each on a file of its own, a {SHARDS}th of the "
+                f"size, 1 MiB per call, each fsyncing its file. Every "
                 f"write starts from a new file; the page cache is dropped before every phase"
                 f"{' (and as much memory touched and freed again, --prefault)' if self.args.prefault else ''}. What "
                 f"dd and cp wrote was read back and compared with cmp (first run, outside the "
@@ -2138,6 +2218,13 @@ def writes_and_flush(result):
             f"{result['flush_seconds_median']:.2f} s")
 
 
+def remove_case_files(path):
+    """A client case's file, and the shards case's PATH.0, PATH.1, ..."""
+    for p in [path] + [f"{path}.{i}" for i in range(SHARDS)]:
+        if os.path.exists(p):
+            os.unlink(p)
+
+
 def summarize(runs):
     rates = [x["MBps"] for x in runs]
     out = {"MBps": median(rates), "runs_MBps": rates}
@@ -2153,12 +2240,11 @@ def summarize(runs):
 
 def ceiling_cases(p, text):
     out = []
-    keys = [k for k in CASE_KEYS if k not in PARSING_READS]
+    keys = [k for k in CASE_KEYS if k not in NO_CEILING]
     for item in (x.strip() for x in text.split(",") if x.strip()):
         key, _, op = item.partition(":")
-        if key in PARSING_READS:
-            p.error(f"--ceiling: {item!r}: the ceiling runs its clients on null, which keeps "
-                    f"nothing for {key}'s read to parse (cases: {', '.join(keys)})")
+        if key in NO_CEILING:
+            p.error(f"--ceiling: {item!r}: {NO_CEILING[key]} (cases: {', '.join(keys)})")
         if key not in keys or op not in ("write", "read"):
             p.error(f"--ceiling: {item!r} is not CASE:write or CASE:read (cases: "
                     f"{', '.join(keys)})")
