@@ -459,9 +459,9 @@ print(f"{time.monotonic() - start:.9f} {moved}" + ("" if flush is None else f" {
 
 # The PyTorch client, what a training job does with a checkpoint: torch.save of
 # one int32 tensor of the file's size (a multiple of 1 MiB; its values 0, 1, 2,
-# ..., made before the clock starts), then an fsync of the file through a new open, as `sync FILE`
-# does; torch.load of it into memory, its values checked after the clock
-# stops. Its output is the Python client's.
+# ..., made before the clock starts), then an fsync of the file through a new
+# open, as `sync FILE` does; torch.load of it into memory, its values checked
+# after the clock stops. Its output is the Python client's.
 TORCH_CLIENT = r"""
 import os, sys, time
 import torch
@@ -1198,17 +1198,22 @@ class Compare:
             raise Failure(f"{case}: cp copied {size} bytes, expected {nbytes}")
         return {"MBps": nbytes / seconds / MB, "seconds": seconds}
 
-    def py_client(self, case, path, nbytes, op, script=PY_CLIENT, name="Python"):
-        """For a write, also the rate of the writes alone (`writes_MBps`, open to the last
-        write) and the seconds the fsync and close took (`flush_seconds`): on storage with a
-        volatile cache the flush waits for it to drain, whatever the file system."""
-        p = run(["/usr/bin/python3", "-c", script, path, op, str(nbytes)], case, nbytes)
+    def py_client(self, case, path, nbytes, op, script=PY_CLIENT, name="Python", more=(),
+                  flush_timed=True):
+        """Runs a client script in its own /usr/bin/python3 (PATH OP SIZE, then `more`), which
+        prints its seconds and the bytes it moved. For a write of a client whose flush is timed
+        apart, also the rate of the writes alone (`writes_MBps`, open to the last write) and
+        the seconds the fsync and close took (`flush_seconds`): on storage with a volatile
+        cache the flush waits for it to drain, whatever the file system."""
+        timed_apart = op == "write" and flush_timed
+        p = run(["/usr/bin/python3", "-c", script, path, op, str(nbytes), *map(str, more)], case,
+                nbytes)
         fields = p.stdout.split()
         try:
-            if len(fields) != (3 if op == "write" else 2):
+            if len(fields) != (3 if timed_apart else 2):
                 raise ValueError
             seconds, moved = float(fields[0]), int(fields[1])
-            flush = float(fields[2]) if op == "write" else None
+            flush = float(fields[2]) if timed_apart else None
         except ValueError:
             raise Failure(f"{case}: unexpected output from the {name} client: {p.stdout!r}")
         if moved != nbytes:
@@ -1218,18 +1223,6 @@ class Compare:
             out["flush_seconds"] = flush
             out["writes_MBps"] = nbytes / max(seconds - flush, 1e-9) / MB
         return out
-
-    def shards_client(self, case, path, nbytes, op):
-        p = run(["/usr/bin/python3", "-c", SHARDS_CLIENT, path, op, str(nbytes), str(SHARDS)],
-                case, nbytes)
-        try:
-            seconds, moved = p.stdout.split()
-            seconds, moved = float(seconds), int(moved)
-        except ValueError:
-            raise Failure(f"{case}: unexpected output from the sharded client: {p.stdout!r}")
-        if moved != nbytes:
-            raise Failure(f"{case}: the sharded client moved {moved} bytes, expected {nbytes}")
-        return {"MBps": nbytes / seconds / MB, "seconds": seconds}
 
     def client_cases(self, shm=False):
         """(key, write label, read label, write fn, read fn, needs O_DIRECT, what was written
@@ -1259,8 +1252,10 @@ class Compare:
              None),
             ("shards", f"{SHARDS} writers at once, 1 MiB writes + fsync",
              f"{SHARDS} readers at once, 1 MiB reads",
-             lambda c, p, n: self.shards_client(c, p, n, "write"),
-             lambda c, p, n: self.shards_client(c, p, n, "read"), False, None),
+             lambda c, p, n: self.py_client(c, p, n, "write", SHARDS_CLIENT, "sharded",
+                                            (SHARDS,), flush_timed=False),
+             lambda c, p, n: self.py_client(c, p, n, "read", SHARDS_CLIENT, "sharded",
+                                            (SHARDS,)), False, None),
         ]
         if shm:
             keep = ("dd_fsync", "dd_direct", "fio_libaio")
