@@ -76,6 +76,28 @@ for case in cases:
         else:
             for op in ("write", "read"):
                 positive(f"clients.{case}.{target}.{op}", entry.get(op, {}).get("MBps"))
+# Every client run's CPU time per GB moved: the machine's, the client's, and
+# the daemon's where there is one (not on local). Each can be 0 in a short run
+# (the kernel counts the machine's and the daemon's in ticks), not in all.
+daemon_seen = client_seen = 0.0
+for case in cases:
+    for target in ("nvswapfs", "local", "fuse2fs"):
+        for op in ("write", "read"):
+            x = r["clients"][case][target].get(op, {})
+            if "MBps" not in x:
+                continue
+            cpu = x.get("cpu_s_per_GB", {})
+            want = {"machine", "client"} | ({"daemon"} if target != "local" else set())
+            runs = x.get("cpu_s_per_GB_runs", {})
+            if set(cpu) != want or set(runs) != want or \
+                    any(len(v) != len(x["runs_MBps"]) or min(v) < 0 for v in runs.values()):
+                problems.append(f"clients.{case}.{target}.{op}.cpu_s_per_GB: {cpu!r} {runs!r}")
+                continue
+            client_seen += cpu["client"]
+            if target == "nvswapfs":
+                daemon_seen += cpu["daemon"]
+if not (daemon_seen > 0 and client_seen > 0):
+    problems.append(f"no CPU time counted: daemon {daemon_seen}, clients {client_seen}")
 # Python's and torch's writes are also timed without their fsync: as fast as
 # the whole or faster, and the fsync's seconds of every run.
 for case, target in ((c, t) for c in ("python", "torch") for t in ("nvswapfs", "local", "fuse2fs")):
@@ -174,6 +196,7 @@ grep -q -- "--cases: unknown dd (choose from dd_fsync," <<<"$msg" ||
 left_clean "null run"
 clients_head="| case | nvswapfs MB/s | ÷limit | variant MB/s | ÷limit | null MB/s | ÷limit |"
 for head in "^$clients_head variant÷nvswapfs | nvswapfs÷null |$" \
+  "^| case | nvswapfs | variant | null | variant÷nvswapfs | nvswapfs÷null |$" \
   "^| operation | nvswapfs files/s | variant files/s | variant÷nvswapfs |$"; do
   grep -q "$head" "$out/null.txt" || fail "no table headed $head: $(grep '^| ' "$out/null.txt")"
 done

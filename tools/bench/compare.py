@@ -67,7 +67,10 @@ kernels' fuse module has a wake_here parameter that, when set, runs the daemon's
 thread taking a request on the requesting client's CPU, and the client woken by
 its reply on the daemon's; the header shows it where it exists, and
 --fuse-wake-here Y|N sets it for the run (every FUSE target alike). MB/s
-means 10^6 bytes per second. Run as root: tools/bench/compare.sh [options]
+means 10^6 bytes per second. Each client run also records the CPU time it cost
+per GB moved: the whole machine's busy time (every process and the kernel's own
+work), the client's, and the daemon's; a table shows them beside the rates.
+Run as root: tools/bench/compare.sh [options]
 (it installs what is missing and runs this file with /usr/bin/python3).
 """
 
@@ -82,6 +85,7 @@ import mmap
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -258,6 +262,60 @@ def proc_status_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise Failure(f"no {field} in /proc/{pid}/status")
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds():
+    """CPU time the machine has spent busy since boot, on all CPUs: user (guests
+    included), nice, system, irq and softirq; not idle, iowait or steal."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[1:8])
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS
+
+
+def process_cpu_seconds(pid):
+    """User and system time of process `pid`, all its threads, those gone included."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children_cpu_seconds():
+    """User and system time of this script's children that have been waited for."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+class CpuMeter:
+    """The CPU time a client run costs: `with CpuMeter(pid) as m: ...`, then
+    m.seconds = {"machine": ..., "client": ..., "daemon": ...} ("daemon" only
+    with a daemon's pid). The client is every process this script ran and
+    waited for meanwhile; the machine's figure holds the client's, the daemon's
+    and what the kernel did on nobody's account (writeback, interrupts)."""
+
+    def __init__(self, daemon_pid=None):
+        self.pid = daemon_pid
+        self.seconds = {}
+
+    def _sample(self):
+        daemon = process_cpu_seconds(self.pid) if self.pid is not None else None
+        return machine_busy_seconds(), children_cpu_seconds(), daemon
+
+    def __enter__(self):
+        self.start = self._sample()
+        return self
+
+    def __exit__(self, kind, *_):
+        if kind is None:
+            machine, client, daemon = (None if b is None else b - a
+                                       for a, b in zip(self.start, self._sample()))
+            self.seconds = {"machine": machine, "client": client}
+            if daemon is not None:
+                self.seconds["daemon"] = daemon
+        return False
 
 
 def fio_job(text, case):
@@ -1298,6 +1356,9 @@ class Compare:
         `beside` (op, case -> a fio run), the limit is measured again right before each of
         nvswapfs's phases, so that its figures have a reference from the same minute."""
         out = {key: {} for key, *_ in cases}
+        # The daemon serving each target that has one (not local).
+        daemons = {name: m["pid"] for name, directory in targets.items() for m in self.mounts
+                   if m["mnt"] == directory and m["pid"] is not None}
         direct_ok = {}
         for name, directory in targets.items():
             ok, why = self.direct_io_works(directory)
@@ -1318,8 +1379,9 @@ class Compare:
                         self.drop_caches()
                         near["write"].append(beside("write", f"{group} {key} limit beside"))
                     self.drop_caches()
-                    with self.settings_of(name):
+                    with self.settings_of(name), CpuMeter(daemons.get(name)) as cpu:
                         w = write(f"{group} {name} {key} write", path, nbytes)
+                    w["cpu_s_per_GB"] = per_gb(cpu.seconds, nbytes)
                     runs[name]["write"].append(w)
                     if name == "null" and key in PARSING_READS:
                         say(f"  {group:8} {name:9} {key:11} write {fmt_rate(w['MBps']):>7} MB/s   "
@@ -1330,8 +1392,9 @@ class Compare:
                         self.drop_caches()
                         near["read"].append(beside("read", f"{group} {key} limit beside"))
                     self.drop_caches()
-                    with self.settings_of(name):
+                    with self.settings_of(name), CpuMeter(daemons.get(name)) as cpu:
                         r = read(f"{group} {name} {key} read", path, nbytes)
+                    r["cpu_s_per_GB"] = per_gb(cpu.seconds, nbytes)
                     runs[name]["read"].append(r)
                     say(f"  {group:8} {name:9} {key:11} write {fmt_rate(w['MBps']):>7} MB/s   "
                         f"read {fmt_rate(r['MBps']):>7} MB/s")
@@ -1946,6 +2009,7 @@ class Compare:
                     "." + (" local's writes only fill its page cache, which its fsync writes "
                            "out." if any(t == "local" for t, _ in split) else ""))
                 say("")
+            self.report_cpu(r["clients"], targets)
         if "shm" in r:
             s = r["shm"]
             sw, sr = s["limit"]["write"]["MBps"], s["limit"]["read"]["MBps"]
@@ -2062,6 +2126,35 @@ class Compare:
             say("")
         for n in self.notes:
             say(f"note: {n}")
+
+    @staticmethod
+    def report_cpu(clients, targets):
+        """The CPU time each client case cost per GB moved, beside the rates."""
+        def cell(x):
+            if not x:
+                return ""
+            d = f"{x['daemon']:.2f}" if "daemon" in x else "–"
+            return f"{x['machine']:.2f} / {x['client']:.2f} / {d}"
+
+        cross = cross_targets(targets)
+        head = ["case"] + targets + [f"{a}÷{b}" for a, b in cross]
+        say("CPU seconds per GB moved (medians), each cell the whole machine's busy time / the "
+            "client's own / the daemon's; the machine's holds both and what the kernel did on "
+            "nobody's account (writeback, interrupts). Ratios are of the machine's time.")
+        say("")
+        say("| " + " | ".join(head) + " |")
+        say("|---|" + "---:|" * (len(head) - 1))
+        for op in ("write", "read"):
+            for key, case in clients.items():
+                if key == "torch":
+                    continue  # the client's figure would be mostly the import of torch
+                label = case["labels"][op] + ("" if op in case["labels"][op] else f" ({op})")
+                cpu = {t: case.get(t, {}).get(op, {}).get("cpu_s_per_GB") for t in targets}
+                row = [label] + [cell(cpu[t]) for t in targets]
+                row += [fmt_ratio(ratio((cpu[a] or {}).get("machine"),
+                                        (cpu[b] or {}).get("machine"))) for a, b in cross]
+                say("| " + " | ".join(row) + " |")
+        say("")
 
     def write_json(self):
         if not self.args.json:
@@ -2220,9 +2313,18 @@ def remove_case_files(path):
             os.unlink(p)
 
 
+def per_gb(seconds, nbytes):
+    """CPU seconds (CpuMeter.seconds) per 10^9 bytes moved."""
+    return {k: v / (nbytes / 1e9) for k, v in seconds.items()}
+
+
 def summarize(runs):
     rates = [x["MBps"] for x in runs]
     out = {"MBps": median(rates), "runs_MBps": rates}
+    if runs and "cpu_s_per_GB" in runs[0]:
+        cpu = {k: [x["cpu_s_per_GB"][k] for x in runs] for k in runs[0]["cpu_s_per_GB"]}
+        out["cpu_s_per_GB"] = {k: median(v) for k, v in cpu.items()}
+        out["cpu_s_per_GB_runs"] = cpu
     for key in ("seconds", "wall_seconds", "flush_seconds"):
         if runs and key in runs[0]:
             out[key] = [x[key] for x in runs]
