@@ -329,4 +329,36 @@ os.unlink(driver)
 assert compare.read_cpuidle_driver() is None and compare.read_halt_poll() is None
 print("compare smoke test: halt polling read only under the haltpoll driver")
 PY
+# The CPU accounting counts what it says: a "daemon" that spins for a second
+# of CPU while the measured "client" spins for half of one, then a second idle.
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 - "$(dirname "$compare")" <<'PY'
+import os, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+import compare
+spin = "import time\nend = time.process_time() + {}\nwhile time.process_time() < end: pass\n"
+daemon = subprocess.Popen(["/usr/bin/python3", "-c", "import sys; sys.stdin.readline()\n" +
+                           spin.format(1.0) + "print('spun', flush=True); sys.stdin.readline()"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+try:
+    time.sleep(0.5)  # the interpreter started before the meter does
+    start = time.monotonic()
+    with compare.CpuMeter(daemon.pid) as m:
+        daemon.stdin.write("go\n")
+        daemon.stdin.flush()
+        subprocess.run(["/usr/bin/python3", "-c", spin.format(0.5)], check=True)
+        assert daemon.stdout.readline() == "spun\n"
+        time.sleep(1)  # idle: not counted
+    wall = time.monotonic() - start
+finally:
+    daemon.kill()
+    daemon.wait()
+got = m.seconds
+assert 0.5 <= got["client"] <= 0.7, got  # the spin and an interpreter's start
+assert 0.95 <= got["daemon"] <= 1.1, got  # counted in ticks of 10 ms
+# The machine's holds both, and not the idle second (a little for the rest of
+# the machine).
+assert got["client"] + got["daemon"] - 0.05 <= got["machine"] <= got["client"] + got["daemon"] + \
+    0.5, (got, wall)
+print(f"compare smoke test: CPU accounting counted {got}")
+PY
 echo "compare smoke test: all checks passed"
