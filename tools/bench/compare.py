@@ -247,11 +247,16 @@ def pids_with_arg(arg, programs):
     return found
 
 
+def proc_stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (which may hold spaces and
+    parentheses): state first, then ppid, ... (proc(5)'s field 3 is index 0)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def alive(pid):
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
+        return proc_stat_fields(pid)[0] not in ("Z", "X")
     except (OSError, IndexError):
         return False
 
@@ -278,8 +283,7 @@ def machine_busy_seconds():
 
 def process_cpu_seconds(pid):
     """User and system time of process `pid`, all its threads, those gone included."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = proc_stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -1957,7 +1961,7 @@ class Compare:
             say("|---|" + "---:|" * (len(head) - 1))
             for op, limit in (("write", lw), ("read", lr)):
                 for key, case in r["clients"].items():
-                    row = [case["labels"][op] + ("" if op in case["labels"][op] else f" ({op})")]
+                    row = [case_label(case, op)]
                     rates = {}
                     for t in targets:
                         rate = case[t].get(op, {}).get("MBps")
@@ -2148,9 +2152,8 @@ class Compare:
             for key, case in clients.items():
                 if key == "torch":
                     continue  # the client's figure would be mostly the import of torch
-                label = case["labels"][op] + ("" if op in case["labels"][op] else f" ({op})")
                 cpu = {t: case.get(t, {}).get(op, {}).get("cpu_s_per_GB") for t in targets}
-                row = [label] + [cell(cpu[t]) for t in targets]
+                row = [case_label(case, op)] + [cell(cpu[t]) for t in targets]
                 row += [fmt_ratio(ratio((cpu[a] or {}).get("machine"),
                                         (cpu[b] or {}).get("machine"))) for a, b in cross]
                 say("| " + " | ".join(row) + " |")
@@ -2304,6 +2307,12 @@ def writes_and_flush(result):
         return ""
     return (f"; the writes alone {fmt_rate(result['writes_MBps'])} MB/s, the fsync "
             f"{result['flush_seconds_median']:.2f} s")
+
+
+def case_label(case, op):
+    """A client case's row label for `op`, naming the op unless the label does."""
+    label = case["labels"][op]
+    return label if op in label else f"{label} ({op})"
 
 
 def remove_case_files(path):
