@@ -804,6 +804,33 @@ class DeviceFaultTest(MountTest):
                                             r'length=1048576: Input/output error')
         self.assertEqual(read_direct(self.m.path("seq.bin"), 8 << 20), data)
 
+    def test_direct_opens_read_ahead_as_far_as_the_read_ahead_window(self):
+        # With read_ahead=2M the daemon keeps two chunks ahead of a direct
+        # reader, not sixteen: after MiB 0 (asked) come MiB 2 and 3 (ahead),
+        # MiB 1 (asked), then MiB 4 as MiB 2 is answered. So the fifth device
+        # read is the chunk at MiB 4; sixteen ahead, it would be MiB 5.
+        data = os.urandom(8 << 20)
+        with open(self.m.path("window.bin"), "wb") as f:
+            f.write(data)
+        self.m.stop()
+        self.m.start(options="read_ahead=2M,fault_read_nth=5")
+        buf = mmap.mmap(-1, 1 << 20)
+        fd = os.open(self.m.path("window.bin"), os.O_RDONLY | os.O_DIRECT)
+        failed = []
+        try:
+            for i in range(8):
+                try:
+                    n = os.preadv(fd, [buf], i << 20)
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.EIO)
+                    failed.append(i)
+                    continue
+                self.assertEqual(bytes(buf[:n]), data[i << 20:(i + 1) << 20], f"MiB {i}")
+        finally:
+            os.close(fd)
+        self.assertEqual(failed, [4])
+        self.assertRegex(self.m.log_text(), r'read failed on "/window\.bin" offset=4194304 ')
+
     def test_with_sync_writes_the_write_itself_fails(self):
         self.m.stop()
         self.m.start(options="sync_writes,fault_write_nth=1")

@@ -75,6 +75,13 @@ struct FilesystemOptions {
   size_t read_ahead_buffers = 32;
 };
 
+// The daemon's read-ahead depth for a mount whose kernel window is
+// `read_ahead_kb` (0: the kernel's 128 KiB): direct opens read as far ahead
+// as cached ones, a chunk per MiB of the window, at least one, at most
+// `buffers` (the pool they share).
+size_t ReadAheadDepth(uint32_t read_ahead_kb,
+                      size_t buffers = FilesystemOptions{}.read_ahead_buffers);
+
 class Filesystem {
  public:
   Filesystem(fs::Volume& volume, const FilesystemOptions& options);
