@@ -773,18 +773,18 @@ class DeviceFaultTest(MountTest):
         self.remount()  # fsck must be clean after the faults
         self.assertEqual(read_direct(self.m.path("d.bin"), 4096), b"d" * 4096)
 
-    def test_a_device_error_read_ahead_fails_only_the_read_it_answers(self):
+    def read_mib_by_mib_failing(self, name, options):
+        """Writes 8 MiB to `name`, remounts with `options` (a read fault among
+        them) and reads the file back 1 MiB at a time through a direct open.
+        Returns the file's bytes and the MiBs whose reads failed with EIO;
+        every other read must return the file's bytes."""
         data = os.urandom(8 << 20)
-        with open(self.m.path("seq.bin"), "wb") as f:
+        with open(self.m.path(name), "wb") as f:
             f.write(data)
         self.m.stop()
-        # Reads of 1 MiB in a row. The first goes to the device as asked; the
-        # second starts the read-ahead of the chunks after it before its own
-        # device read, so the third device read is the chunk at MiB 3: it
-        # fails, and only the read it answers fails with it.
-        self.m.start(options="fault_read_nth=3")
+        self.m.start(options=options)
         buf = mmap.mmap(-1, 1 << 20)
-        fd = os.open(self.m.path("seq.bin"), os.O_RDONLY | os.O_DIRECT)
+        fd = os.open(self.m.path(name), os.O_RDONLY | os.O_DIRECT)
         failed = []
         try:
             for i in range(8):
@@ -797,6 +797,14 @@ class DeviceFaultTest(MountTest):
                 self.assertEqual(bytes(buf[:n]), data[i << 20:(i + 1) << 20], f"MiB {i}")
         finally:
             os.close(fd)
+        return data, failed
+
+    def test_a_device_error_read_ahead_fails_only_the_read_it_answers(self):
+        # Reads of 1 MiB in a row. The first goes to the device as asked; the
+        # second starts the read-ahead of the chunks after it before its own
+        # device read, so the third device read is the chunk at MiB 3: it
+        # fails, and only the read it answers fails with it.
+        data, failed = self.read_mib_by_mib_failing("seq.bin", "fault_read_nth=3")
         self.assertEqual(failed, [3])
         self.assertEqual(os.getxattr(self.m.path("seq.bin"), "user.nvswapfs.errors"), b"1")
         self.assertEqual(io_counters(self.m.path("seq.bin"))["read_ahead"], 5)  # MiB 2, 4 to 7
@@ -809,25 +817,7 @@ class DeviceFaultTest(MountTest):
         # reader, not sixteen: after MiB 0 (asked) come MiB 2 and 3 (ahead),
         # MiB 1 (asked), then MiB 4 as MiB 2 is answered. So the fifth device
         # read is the chunk at MiB 4; sixteen ahead, it would be MiB 5.
-        data = os.urandom(8 << 20)
-        with open(self.m.path("window.bin"), "wb") as f:
-            f.write(data)
-        self.m.stop()
-        self.m.start(options="read_ahead=2M,fault_read_nth=5")
-        buf = mmap.mmap(-1, 1 << 20)
-        fd = os.open(self.m.path("window.bin"), os.O_RDONLY | os.O_DIRECT)
-        failed = []
-        try:
-            for i in range(8):
-                try:
-                    n = os.preadv(fd, [buf], i << 20)
-                except OSError as e:
-                    self.assertEqual(e.errno, errno.EIO)
-                    failed.append(i)
-                    continue
-                self.assertEqual(bytes(buf[:n]), data[i << 20:(i + 1) << 20], f"MiB {i}")
-        finally:
-            os.close(fd)
+        _, failed = self.read_mib_by_mib_failing("window.bin", "read_ahead=2M,fault_read_nth=5")
         self.assertEqual(failed, [4])
         self.assertRegex(self.m.log_text(), r'read failed on "/window\.bin" offset=4194304 ')
 
