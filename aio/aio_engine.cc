@@ -277,11 +277,18 @@ size_t AioEngine::Worker::ContiguousRun(size_t first) const {
   return n;
 }
 
+// Overlapped, a completion is taken on its own and its replacement goes out
+// before the next is taken, as fio does. Taking all that had completed and
+// refilling the queue with them in one contiguous run let the block layer
+// merge 1 MiB reads into 4 MiB ones, which a virtio disk served more slowly:
+// sequential 1 MiB reads at queue depth 32 went from 0.87-0.92x fio to
+// 0.98-1.02x, writes from 0.91x to 1.01-1.06x, random 4 KiB reads level.
 void AioEngine::Worker::Reap() {
-  const long min_nr = engine_.options_.overlap ? 1 : static_cast<long>(in_flight_);
+  const bool overlap = engine_.options_.overlap;
+  const long min_nr = overlap ? 1 : static_cast<long>(in_flight_);
+  const long max_nr = overlap ? 1 : static_cast<long>(events_.size());
   const auto start = Clock::now();
-  const int rc = engine_.syscalls_.GetEvents(ctx_, min_nr, static_cast<long>(events_.size()),
-                                             events_.data(), nullptr);
+  const int rc = engine_.syscalls_.GetEvents(ctx_, min_nr, max_nr, events_.data(), nullptr);
   reap_latency.RecordSince(start);
   if (rc < 0) {
     // The kernel still owns every in-flight control block and its buffer, so
