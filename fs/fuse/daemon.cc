@@ -246,13 +246,11 @@ int RunDaemon(int argc, const char* const* argv) {
                ": device reads and writes will fail with EIO as asked (fault_* options)");
   }
 
-  Filesystem filesystem(**volume,
-                        FilesystemOptions{.read_only = o.read_only,
-                                          .sync_writes = o.sync_writes,
-                                          .mountpoint = mountpoint,
-                                          .read_ahead_kb = o.read_ahead_kb,
-                                          .max_read = o.max_read,
-                                          .read_ahead_depth = ReadAheadDepth(o.read_ahead_kb)});
+  Filesystem filesystem(**volume, FilesystemOptions{.read_only = o.read_only,
+                                                    .sync_writes = o.sync_writes,
+                                                    .mountpoint = mountpoint,
+                                                    .read_ahead_kb = o.read_ahead_kb,
+                                                    .max_read = o.max_read});
   std::vector<std::string> args = {argv[0], "-o", FuseOptionList(o)};
   if (o.debug) args.emplace_back("-d");
   std::vector<char*> cargs;

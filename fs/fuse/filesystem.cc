@@ -76,12 +76,11 @@ void ReplyEntry(fuse_req_t req, const fs::Attr& attr) {
 
 }  // namespace internal
 
-size_t ReadAheadDepth(uint32_t read_ahead_kb, size_t buffers) {
-  return std::clamp<size_t>(read_ahead_kb / 1024, 1, std::max<size_t>(buffers, 1));
-}
-
 Filesystem::Filesystem(fs::Volume& volume, const FilesystemOptions& options)
-    : volume_(volume), options_(options) {
+    : volume_(volume),
+      options_(options),
+      read_ahead_depth_(std::clamp<size_t>(options.read_ahead_kb / 1024, 1,
+                                           std::max<size_t>(options.read_ahead_buffers, 1))) {
   auto pool = aio::BufferPool::Create(kMaxRequest, std::max<size_t>(options.read_buffers, 1));
   if (!pool.ok()) throw std::bad_alloc();
   read_buffers_ = std::move(pool).value();

@@ -69,18 +69,10 @@ struct FilesystemOptions {
   uint32_t read_ahead_kb = 0;
   // Largest read request, as given with -o max_read (0: no limit of ours).
   uint32_t max_read = 0;
-  // Read-ahead of the daemon's own for opens that bypass the page cache:
-  // requests read ahead per file, and 1 MiB buffers for all of them.
-  size_t read_ahead_depth = 16;
+  // 1 MiB buffers for the daemon's own read-ahead, shared by every open
+  // that bypasses the page cache.
   size_t read_ahead_buffers = 32;
 };
-
-// The daemon's read-ahead depth for a mount whose kernel window is
-// `read_ahead_kb` (0: the kernel's 128 KiB): direct opens read as far ahead
-// as cached ones, a chunk per MiB of the window, at least one, at most
-// `buffers` (the pool they share).
-size_t ReadAheadDepth(uint32_t read_ahead_kb,
-                      size_t buffers = FilesystemOptions{}.read_ahead_buffers);
 
 class Filesystem {
  public:
@@ -100,6 +92,10 @@ class Filesystem {
   // when all are in use); `size` is at most 1 MiB, libfuse's request size.
   aio::BufferPool::Lease AcquireReadBuffer(size_t size);
   aio::BufferPool& read_ahead_pool() { return *read_ahead_buffers_; }
+  // Chunks the daemon reads ahead of a direct open: as far as the kernel's
+  // window reaches for cached ones (`read_ahead_kb`, 0 for its 128 KiB), a
+  // chunk per MiB, at least one, at most the pool.
+  size_t read_ahead_depth() const { return read_ahead_depth_; }
   const FilesystemOptions& options() const { return options_; }
 
   // Called by every callback: counts it, and after the connection's set-up
@@ -143,6 +139,7 @@ class Filesystem {
   std::once_flag tune_once_;
   std::unique_ptr<aio::BufferPool> read_buffers_;
   std::unique_ptr<aio::BufferPool> read_ahead_buffers_;
+  const size_t read_ahead_depth_;
   std::atomic<uint64_t> ops_{0}, errors_{0}, bytes_read_{0}, bytes_written_{0};
   LatencyHistogram read_reply_;
   std::mutex mu_;
