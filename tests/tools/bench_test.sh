@@ -50,7 +50,32 @@ if [ -w /proc/sys/vm/nr_hugepages ]; then
   echo "$was" > /proc/sys/vm/nr_hugepages
 fi
 
-for bad in "--size abc" "--queue-depth 0" "--op sideways" "--block-size 1000"; do
+# --buffer: the range goes through the same memory again and again, so each
+# MiB of the file written through a 1 MiB buffer holds what its first does
+# (the pattern of offsets 0 to 1 MiB), in both patterns.
+for pattern in seq rand; do
+  rm -f "$dir/s.img"
+  out=$("$bench" --file "$dir/s.img" --size 8M --buffer 1M --block-size 256K --queue-depth 4 \
+    --op write --pattern $pattern --json --repeat 1 2>/dev/null) ||
+    fail "--buffer 1M, $pattern: the write failed"
+  echo "$out"
+  /usr/bin/python3 - "$dir/s.img" "$out" <<'PY' || fail "--buffer 1M, $pattern: file is not its first MiB repeated"
+import json, sys
+data = open(sys.argv[1], "rb").read()
+mib = 1 << 20
+assert len(data) >= 8 * mib, len(data)
+first = data[:mib]
+assert first != bytes(mib), "nothing written"
+for i in range(8):
+    assert data[i * mib:(i + 1) * mib] == first, f"MiB {i} differs"
+row = json.loads(sys.argv[2])
+assert row["buffer"] == mib and row["size"] == 8 * mib, row
+PY
+done
+
+for bad in "--size abc" "--queue-depth 0" "--op sideways" "--block-size 1000" \
+  "--size 8M --buffer 3M" "--size 8M --buffer 16M" "--size 8M --buffer 0" \
+  "--size 8M --buffer 1M --validate"; do
   set +e
   msg=$("$bench" --file "$dir/b.img" --op read $bad 2>&1)
   rc=$?

@@ -71,9 +71,21 @@ std::vector<uint64_t> BlockOrder(const Measurement& m) {
   return order;
 }
 
+// Where the bytes at `offset` of the range go in memory (see
+// Measurement::buffer).
+std::byte* MemoryFor(const Measurement& m, std::span<std::byte> buffer, uint64_t offset) {
+  return buffer.data() + offset % m.buffer_bytes();
+}
+
 aio::IoRequest BlockRequest(const Measurement& m, std::span<std::byte> buffer, uint64_t block) {
   const uint64_t bs = m.engine.block_size;
-  return aio::IoRequest{m.op, block * bs, buffer.data() + block * bs, bs};
+  return aio::IoRequest{m.op, block * bs, MemoryFor(m, buffer, block * bs), bs};
+}
+
+// Requests a sequential run makes: the whole range, or a request per pass
+// through a smaller buffer.
+uint64_t SequentialRequests(const Measurement& m) {
+  return m.size / m.buffer_bytes();
 }
 
 // The queued engine gets everything at once and keeps its own queue full,
@@ -82,7 +94,10 @@ void SubmitAll(aio::IoEngine& engine, const Measurement& m, std::span<std::byte>
                const std::vector<uint64_t>& order, CompletionCounter& counter) {
   auto done = [&counter](Status s) { counter.Done(std::move(s)); };
   if (m.pattern == Pattern::kSeq) {
-    engine.Submit(aio::IoRequest{m.op, 0, buffer.data(), m.size}, done);
+    const uint64_t len = m.buffer_bytes();
+    for (uint64_t offset = 0; offset < m.size; offset += len) {
+      engine.Submit(aio::IoRequest{m.op, offset, MemoryFor(m, buffer, offset), len}, done);
+    }
     return;
   }
   for (uint64_t block : order) engine.Submit(BlockRequest(m, buffer, block), done);
@@ -139,15 +154,16 @@ Result<aio::DeviceInfo> ProbeDevice(const std::string& path) {
 
 Result<EngineRun> RunEngine(const std::string& path, const Measurement& m,
                             std::span<std::byte> buffer, EngineLatency* latency) {
-  if (buffer.size() < m.size) {
-    return Status::Error(EINVAL, "run engine", path).WithDetail("buffer smaller than --size");
+  if (buffer.size() < m.buffer_bytes()) {
+    return Status::Error(EINVAL, "run engine", path).WithDetail("buffer smaller than asked for");
   }
   Result<std::unique_ptr<aio::IoEngine>> made = MakeEngine(path, m);
   if (!made.ok()) return made.status();
   aio::IoEngine& engine = **made;
   const std::vector<uint64_t> order = BlockOrder(m);
   const bool queued = m.engine_kind == EngineKind::kAio;
-  CompletionCounter counter(queued && m.pattern == Pattern::kSeq ? 1 : order.size());
+  CompletionCounter counter(queued && m.pattern == Pattern::kSeq ? SequentialRequests(m)
+                                                                 : order.size());
 
   const Clock::time_point start = Clock::now();
   if (queued) {

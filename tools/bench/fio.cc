@@ -141,9 +141,13 @@ double PercentileUs(const pt::ptree& percentiles, const char* key) {
 
 }  // namespace
 
-uint64_t FioHugeBufferBytes(const Measurement& m) {
+uint64_t FioBufferBytes(const Measurement& m) {
   const bool aio = m.engine_kind == EngineKind::kAio;
-  const uint64_t per_job = (aio ? m.engine.queue_depth : 1) * m.engine.block_size;
+  return m.engine.threads * (aio ? m.engine.queue_depth : 1) * m.engine.block_size;
+}
+
+uint64_t FioHugeBufferBytes(const Measurement& m) {
+  const uint64_t per_job = FioBufferBytes(m) / m.engine.threads;
   return m.engine.threads * (RoundUp(per_job, aio::kHugePageSize) + aio::kHugePageSize);
 }
 

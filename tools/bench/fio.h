@@ -26,6 +26,10 @@ struct FioResult {
 // block size, plus a page for its alignment.
 uint64_t FioHugeBufferBytes(const Measurement& m);
 
+// The memory fio moves the data through: a block per I/O it keeps in flight,
+// in each job.
+uint64_t FioBufferBytes(const Measurement& m);
+
 // Free hugetlb memory (HugePages_Free x Hugepagesize in /proc/meminfo); 0
 // when there is none or it cannot be read.
 uint64_t FreeHugetlbBytes();

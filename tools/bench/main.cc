@@ -99,7 +99,9 @@ int Run(const BenchOptions& options) {
   const std::vector<Measurement> measurements = options.Measurements();
   if (const int rc = CheckDevice(options, measurements); rc != kExitOk) return rc;
 
-  Result<aio::AlignedBuffer> buffer = aio::AlignedBuffer::Allocate(options.size);
+  // Every measurement shares --size and --buffer.
+  Result<aio::AlignedBuffer> buffer =
+      aio::AlignedBuffer::Allocate(measurements.front().buffer_bytes());
   if (!buffer.ok()) return Fail(buffer.status());
   if (options.op == aio::IoOp::kWrite) {
     FillPattern(buffer->span(), 0);

@@ -13,7 +13,7 @@ namespace {
 class Measurer {
  public:
   Measurer(const BenchOptions& options, const Measurement& m, std::span<std::byte> buffer)
-      : options_(options), m_(m), buffer_(buffer.first(m.size)) {
+      : options_(options), m_(m), buffer_(buffer.first(m.buffer_bytes())) {
     report_.m = m;
     report_.has_call_latency = m.engine_kind == EngineKind::kAio;
   }
@@ -85,8 +85,9 @@ class Measurer {
 
 Result<MeasurementReport> Measure(const BenchOptions& options, const Measurement& m,
                                   std::span<std::byte> buffer) {
-  if (buffer.size() < m.size) {
-    return Status::Error(EINVAL, "measure", options.file).WithDetail("buffer smaller than --size");
+  if (buffer.size() < m.buffer_bytes()) {
+    return Status::Error(EINVAL, "measure", options.file)
+        .WithDetail("buffer smaller than asked for");
   }
   return Measurer(options, m, buffer).Run();
 }

@@ -39,6 +39,11 @@ po::options_description Describe() {
       ("size", po::value<std::string>()->value_name("SIZE")->default_value("1G"),
        "Bytes to move per run, from offset 0; a multiple of the block size.")
       ("op", po::value<std::string>()->value_name("read|write"), "Operation (required).")
+      ("buffer", po::value<std::string>()->value_name("SIZE"),
+       "Memory the data moves through, a multiple of the block size: by default a buffer of "
+       "--size bytes, which the run fills (or empties) once, as a swapped tensor; with SIZE the "
+       "run goes through the same SIZE bytes again and again, as fio goes through its queue "
+       "depth times block size. Some hosts serve a device faster into less memory.")
       ("pattern", po::value<std::string>()->value_name("seq|rand")->default_value("seq"),
        "seq: the whole range as one request; rand: one request per block, in a seeded random "
        "order, all submitted up front.")
@@ -156,6 +161,15 @@ Status ParseNumbers(const po::variables_map& vm, BenchOptions* out) {
   if (!size.ok()) return size.status();
   if (*size == 0) return UsageError("--size", "must be greater than zero");
   out->size = *size;
+  if (vm.count("buffer")) {
+    Result<uint64_t> buffer = ParseSizeOption(Get(vm, "buffer"), "--buffer");
+    if (!buffer.ok()) return buffer.status();
+    if (*buffer == 0 || *buffer > out->size) {
+      return UsageError("--buffer", "must be from one block to --size " + FormatSize(out->size) +
+                                        ", got \"" + Get(vm, "buffer") + "\"");
+    }
+    out->buffer = *buffer;
+  }
   Result<uint64_t> block = ParseBlockSize(Get(vm, "block-size"), "--block-size");
   if (!block.ok()) return block.status();
   out->engine.block_size = *block;
@@ -202,6 +216,21 @@ Status CheckMeasurements(const BenchOptions& options) {
                                          " threads needs at least one block of " + FormatSize(bs) +
                                          " within --size " + FormatSize(m.size));
     }
+    // The sequential range goes in requests of `buffer` bytes, each split
+    // among the threads like the whole range.
+    if (m.buffer != 0 &&
+        (m.buffer % bs != 0 || m.size % m.buffer != 0 || m.buffer / bs < m.engine.threads)) {
+      return UsageError("--buffer", FormatSize(m.buffer) +
+                                        " must be a multiple of the block size " + FormatSize(bs) +
+                                        " (" + option + ") times --threads, and divide --size " +
+                                        FormatSize(m.size));
+    }
+  }
+  // Requests in flight at once may share the memory, so what a read put
+  // there is no longer the range's.
+  if (options.validate && options.buffer != 0) {
+    return UsageError("--validate",
+                      "checks the data in a buffer of --size bytes: leave out --buffer");
   }
   return Status::Ok();
 }
@@ -230,6 +259,7 @@ std::string Measurement::Label() const {
   label += " threads=" + std::to_string(engine.threads);
   if (engine_kind == EngineKind::kAio && engine.single_submit) label += " single-submit";
   if (engine_kind == EngineKind::kSync) label += " engine=sync";
+  if (buffer != 0) label += " buffer=" + FormatSize(buffer);
   return label;
 }
 
@@ -239,6 +269,7 @@ std::vector<Measurement> BenchOptions::Measurements() const {
   base.pattern = pattern;
   base.engine_kind = engine_kind;
   base.size = size;
+  base.buffer = buffer;
   base.engine = engine;
   if (!sweep) return {base};
   std::vector<Measurement> grid;

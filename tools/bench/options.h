@@ -27,11 +27,18 @@ struct Measurement {
   Pattern pattern = Pattern::kSeq;
   EngineKind engine_kind = EngineKind::kAio;
   uint64_t size = 0;
+  // Memory the data moves through: 0 for a buffer of `size` bytes, into
+  // which the run reads the range (or from which it writes it) as a tensor's
+  // swap does; otherwise the range goes through these first `buffer` bytes
+  // again and again, as fio cycles through its queue depth's worth.
+  uint64_t buffer = 0;
   aio::EngineOptions engine;  // block_size, queue_depth, single_submit, overlap, threads
 
   uint64_t blocks() const { return size / engine.block_size; }
-  // "write seq bs=1 MiB qd=32 overlap threads=1", plus " single-submit" when
-  // set; for the sync engine "write seq bs=1 MiB threads=1 engine=sync".
+  uint64_t buffer_bytes() const { return buffer != 0 ? buffer : size; }
+  // "write seq bs=1 MiB qd=32 overlap threads=1", plus " single-submit" and
+  // " buffer=4 MiB" when set; for the sync engine "write seq bs=1 MiB
+  // threads=1 engine=sync".
   std::string Label() const;
 };
 
@@ -39,6 +46,7 @@ struct BenchOptions {
   bool help = false;
   std::string file;
   uint64_t size = kGiB;
+  uint64_t buffer = 0;  // see Measurement::buffer
   aio::IoOp op = aio::IoOp::kRead;
   Pattern pattern = Pattern::kSeq;
   EngineKind engine_kind = EngineKind::kAio;

@@ -177,6 +177,11 @@ void PrintHuman(std::ostream& out, const MeasurementReport& r) {
                   r.FioIops(), engine / fio);
   }
   out << "\n";
+  if (!r.fio.empty() && FioBufferBytes(r.m) != r.m.buffer_bytes()) {
+    out << "  memory: the engine's data went through " << FormatSize(r.m.buffer_bytes())
+        << ", fio's through " << FormatSize(FioBufferBytes(r.m))
+        << " (--buffer sets the engine's; some hosts serve a device faster into less)\n";
+  }
   if (!r.fio.empty() && !r.fio.front().huge_buffers) {
     out << "  fio's buffers were on 4 KiB pages, the engine's on huge pages: free huge pages "
            "(sysctl vm.nr_hugepages) let fio use them too\n";
@@ -250,6 +255,7 @@ std::string JsonLine(const MeasurementReport& r, const std::string& file) {
   json.AddInt("threads", r.m.engine.threads);
   json.AddBool("single_submit", r.m.engine.single_submit);
   json.AddInt("size", r.m.size);
+  json.AddInt("buffer", r.m.buffer_bytes());
   json.AddString("engine", EngineKindName(r.m.engine_kind));
   json.AddInt("repeat", r.engine_seconds.size());
   json.AddNumber("engine_MiBps", r.EngineMiBps());
@@ -268,6 +274,7 @@ std::string JsonLine(const MeasurementReport& r, const std::string& file) {
     json.AddNumber("fio_iops", r.FioIops(), 1);
     json.AddNumbers("fio_runs_MiBps", r.FioMiBpsRuns());
     json.AddBool("fio_huge_buffers", r.fio.front().huge_buffers);
+    json.AddInt("fio_buffer", FioBufferBytes(r.m));
     const Percentiles clat = r.FioCompletionLatency();
     json.AddNumber("fio_clat_p50_us", clat.p50_us, 1);
     json.AddNumber("fio_clat_p99_us", clat.p99_us, 1);
