@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # The sanitizers are for the unit tests; everything else runs optimized.
-scripts/build.sh sanitize base_test aio_test format_test volume_test
+scripts/build.sh sanitize base_test aio_test format_test volume_test fuse_test
 scripts/build.sh release
 # Installed as the main job installs it: `mount -t fuse.nvswapfs` finds the
 # daemon only where mount(8) looks, whatever PATH the tests are run with.

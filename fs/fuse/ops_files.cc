@@ -41,7 +41,8 @@ Status OpenFile(Filesystem& fs, uint64_t ino, fuse_file_info* fi) {
   auto handle = std::make_unique<Handle>();
   if (fi->direct_io && (fi->flags & O_ACCMODE) != O_WRONLY) {
     handle->ahead =
-        std::make_unique<ReadAhead>(fs.volume(), fs.read_ahead_pool(), ino, fs.read_ahead_depth());
+        std::make_unique<ReadAhead>(fs.volume(), fs.read_ahead_pool(), ino, fs.read_ahead_depth(),
+                                    fs.learned_read_ahead_depth());
   }
   // Last: from here on only the reply can fail (see AbandonUnsentOpen).
   fi->keep_cache = fs.KeepsCache(ino) ? 1 : 0;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "nvswapfs/log.h"
 #include "ops_internal.h"
 
 namespace nvswapfs::fuse::internal {
@@ -88,8 +89,24 @@ void ReadAhead::Chunk::Complete(Result<size_t> n) {
   for (const auto& a : told) a->PiecesDone(1);
 }
 
-ReadAhead::ReadAhead(fs::Volume& volume, aio::BufferPool& pool, uint64_t ino, size_t depth)
-    : volume_(volume), pool_(pool), ino_(ino), depth_(depth) {}
+namespace {
+
+DepthTuner::Options TunerOptions(size_t max_depth, size_t learned) {
+  DepthTuner::Options o;
+  o.max_depth = max_depth;
+  if (learned != 0) o.start_depth = learned;
+  return o;
+}
+
+}  // namespace
+
+ReadAhead::ReadAhead(fs::Volume& volume, aio::BufferPool& pool, uint64_t ino, size_t max_depth,
+                     std::atomic<size_t>& learned)
+    : volume_(volume),
+      pool_(pool),
+      ino_(ino),
+      learned_(learned),
+      tuner_(TunerOptions(max_depth, learned.load(std::memory_order_relaxed))) {}
 
 ReadAhead::~ReadAhead() {
   std::lock_guard lock(mu_);
@@ -106,6 +123,7 @@ bool ReadAhead::Serve(fuse_req_t req, uint64_t offset, size_t size) {
     next_ = offset + size;
     largest_ = continues ? std::max(largest_, size) : size;
     if (!current || !continues || !CoversLocked(offset, size)) {
+      if (!ahead_.empty()) tuner_.Interrupted();
       DropLocked();
       streak_ = continues ? streak_ + 1 : 0;
       ++outstanding_;
@@ -123,7 +141,18 @@ bool ReadAhead::Serve(fuse_req_t req, uint64_t offset, size_t size) {
       answer->pieces.push_back({c, from - c->offset, to - from});
     }
     // Chunks the request read to their end are done with.
-    while (!ahead_.empty() && ahead_.front()->end() <= offset + size) ahead_.pop_front();
+    uint64_t chunks = 0;
+    uint64_t bytes = 0;
+    while (!ahead_.empty() && ahead_.front()->end() <= offset + size) {
+      ++chunks;
+      bytes += ahead_.front()->size;
+      ahead_.pop_front();
+    }
+    if (chunks > 0) {
+      const bool was_holding = tuner_.holding();
+      tuner_.Consumed(chunks, bytes, DepthTuner::Clock::now());
+      if (tuner_.holding() && !was_holding) Settled();
+    }
     FillLocked(version);
   }
   answer->req = req;
@@ -146,6 +175,14 @@ bool ReadAhead::Serve(fuse_req_t req, uint64_t offset, size_t size) {
 void ReadAhead::Finished() {
   std::lock_guard lock(mu_);
   --outstanding_;
+}
+
+void ReadAhead::Settled() {
+  const size_t depth = tuner_.depth();
+  if (learned_.exchange(depth, std::memory_order_relaxed) == depth) return;
+  LogInfo("read-ahead for direct opens: " + std::to_string(depth) + " chunks ahead read fastest (" +
+          std::to_string(static_cast<uint64_t>(tuner_.rate() / 1e6)) + " MB/s, file " +
+          std::to_string(ino_) + "); later streams start there");
 }
 
 bool ReadAhead::CoversLocked(uint64_t offset, size_t size) const {
@@ -176,7 +213,7 @@ void ReadAhead::FillLocked(uint64_t version) {
     if (last.result.has_value() && (!last.result->ok() || **last.result < last.size)) return;
     at = last.end();
   }
-  while (ahead_.size() < depth_) {
+  while (ahead_.size() < tuner_.depth()) {
     aio::BufferPool::Lease lease = pool_.TryAcquire();
     if (!lease.valid()) break;  // the pool is shared: take only what is free
     auto c = std::make_shared<Chunk>();

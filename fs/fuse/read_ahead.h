@@ -20,11 +20,13 @@
 
 #include <fuse3/fuse_lowlevel.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
 
+#include "depth_tuner.h"
 #include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/fs/volume.h"
 
@@ -32,8 +34,11 @@ namespace nvswapfs::fuse::internal {
 
 class ReadAhead {
  public:
-  // Reads at most `depth` chunks ahead of the client.
-  ReadAhead(fs::Volume& volume, aio::BufferPool& pool, uint64_t ino, size_t depth);
+  // Reads at most `max_depth` chunks ahead of the client, as many as a
+  // DepthTuner finds fastest. It starts from `learned` (a depth another
+  // stream settled on, or 0) and leaves there what it settles on itself.
+  ReadAhead(fs::Volume& volume, aio::BufferPool& pool, uint64_t ino, size_t max_depth,
+            std::atomic<size_t>& learned);
   ~ReadAhead();
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;
@@ -51,12 +56,15 @@ class ReadAhead {
   bool CoversLocked(uint64_t offset, size_t size) const;
   void DropLocked();
   void FillLocked(uint64_t version);
+  // The tuner has settled on a depth: later streams start there.
+  void Settled();
 
   fs::Volume& volume_;
   aio::BufferPool& pool_;
   const uint64_t ino_;
-  const size_t depth_;
+  std::atomic<size_t>& learned_;
   std::mutex mu_;
+  DepthTuner tuner_;                          // guarded by mu_
   std::deque<std::shared_ptr<Chunk>> ahead_;  // guarded by mu_: contiguous, in file order
   uint64_t next_ = UINT64_MAX;                // where the stream goes next
   size_t largest_ = 0;                        // the stream's largest request

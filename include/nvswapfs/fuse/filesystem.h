@@ -92,10 +92,14 @@ class Filesystem {
   // when all are in use); `size` is at most 1 MiB, libfuse's request size.
   aio::BufferPool::Lease AcquireReadBuffer(size_t size);
   aio::BufferPool& read_ahead_pool() { return *read_ahead_buffers_; }
-  // Chunks the daemon reads ahead of a direct open: as far as the kernel's
-  // window reaches for cached ones (`read_ahead_kb`, 0 for its 128 KiB), a
-  // chunk per MiB, at least one, at most the pool.
+  // The most chunks the daemon reads ahead of a direct open: as far as the
+  // kernel's window reaches for cached ones (`read_ahead_kb`, 0 for its
+  // 128 KiB), a chunk per MiB, at least one, at most the pool. Each stream
+  // measures how many of them read fastest (see fs/fuse/depth_tuner.h).
   size_t read_ahead_depth() const { return read_ahead_depth_; }
+  // The depth the latest stream to settle found fastest (0: none yet), where
+  // the next stream starts.
+  std::atomic<size_t>& learned_read_ahead_depth() { return learned_read_ahead_depth_; }
   const FilesystemOptions& options() const { return options_; }
 
   // Called by every callback: counts it, and after the connection's set-up
@@ -140,6 +144,7 @@ class Filesystem {
   std::unique_ptr<aio::BufferPool> read_buffers_;
   std::unique_ptr<aio::BufferPool> read_ahead_buffers_;
   const size_t read_ahead_depth_;
+  std::atomic<size_t> learned_read_ahead_depth_{0};
   std::atomic<uint64_t> ops_{0}, errors_{0}, bytes_read_{0}, bytes_written_{0};
   LatencyHistogram read_reply_;
   std::mutex mu_;
