@@ -821,6 +821,26 @@ class DeviceFaultTest(MountTest):
         self.assertEqual(failed, [4])
         self.assertRegex(self.m.log_text(), r'read failed on "/window\.bin" offset=4194304 ')
 
+    def test_a_direct_stream_settles_on_how_far_to_read_ahead(self):
+        # Each direct stream measures depths up to the window's and settles
+        # on one; the log says which, and reads stay byte-exact meanwhile.
+        self.m.stop()
+        self.m.start(options="read_ahead=4M")
+        chunk = os.urandom(1 << 20)
+        with open(self.m.path("tuned.bin"), "wb") as f:
+            for i in range(320):
+                f.write(chunk[i:] + chunk[:i])
+        buf = mmap.mmap(-1, 1 << 20)
+        fd = os.open(self.m.path("tuned.bin"), os.O_RDONLY | os.O_DIRECT)
+        try:
+            for i in range(320):
+                self.assertEqual(os.readv(fd, [buf]), 1 << 20)
+                self.assertEqual(buf[:], chunk[i:] + chunk[:i], f"MiB {i}")
+        finally:
+            os.close(fd)
+        self.assertRegex(self.m.log_text(), r"read-ahead for direct opens: [24] chunks ahead read "
+                                            r"fastest \(\d+ MB/s, file \d+\)")
+
     def test_with_sync_writes_the_write_itself_fails(self):
         self.m.stop()
         self.m.start(options="sync_writes,fault_write_nth=1")
