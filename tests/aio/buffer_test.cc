@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace nvswapfs::aio {
 namespace {
@@ -115,6 +116,25 @@ TEST(BufferPoolTest, HandsOutAtMostCapacityAndReusesBuffers) {
   ASSERT_TRUE(c.valid());
   EXPECT_EQ(c.data(), first);
   EXPECT_EQ(c.size(), 64u * 1024);
+}
+
+TEST(BufferPoolTest, TheBufferGivenBackLastComesOutFirst) {
+  // So that a pool larger than what is in flight keeps using the same few
+  // buffers, still in the caches, rather than going round all of them.
+  auto pool = BufferPool::Create(4096, 4);
+  ASSERT_TRUE(pool.ok());
+  BufferPool& p = **pool;
+  std::vector<BufferPool::Lease> all = p.Acquire(4);
+  std::byte* second = all[1].data();
+  std::byte* third = all[2].data();
+  all[2] = BufferPool::Lease();
+  all[1] = BufferPool::Lease();
+  for (int i = 0; i < 10; ++i) {
+    BufferPool::Lease x = p.TryAcquire();
+    EXPECT_EQ(x.data(), second);
+    BufferPool::Lease y = p.Acquire();
+    EXPECT_EQ(y.data(), third);
+  }
 }
 
 TEST(BufferPoolTest, AcquireWaitsForAReturn) {
