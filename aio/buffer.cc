@@ -151,18 +151,45 @@ BufferPool::Lease BufferPool::TryAcquire() {
   return Lease(this, b);
 }
 
+bool BufferPool::AcquireOrQueue(Lease* now, std::function<void(Lease)> later) {
+  std::span<std::byte>* b = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (free_.empty() || !waiters_.empty()) {
+      waiters_.push_back(std::move(later));
+      return false;
+    }
+    b = free_.back();
+    free_.pop_back();
+  }
+  // Outside the lock: whatever `*now` held goes back to its pool.
+  *now = Lease(this, b);
+  return true;
+}
+
 size_t BufferPool::available() const {
   std::lock_guard lock(mu_);
   return free_.size();
 }
 
 void BufferPool::Return(std::span<std::byte>* buffer) {
-  // Notified under the lock: the returning lease may be the last thing that
-  // keeps the pool's owner from destroying it.
-  std::lock_guard lock(mu_);
-  free_.push_back(buffer);
-  // All: a waiter for several buffers may not be the one this one completes.
-  freed_.notify_all();
+  std::function<void(Lease)> next;
+  {
+    // Notified under the lock: the returning lease may be the last thing
+    // that keeps the pool's owner from destroying it.
+    std::lock_guard lock(mu_);
+    if (waiters_.empty()) {
+      free_.push_back(buffer);
+      // All: a waiter for several buffers may not be the one this one
+      // completes.
+      freed_.notify_all();
+      return;
+    }
+    next = std::move(waiters_.front());
+    waiters_.pop_front();
+  }
+  // Handed on directly: outside the lock, as `next` may give a buffer back.
+  next(Lease(this, buffer));
 }
 
 }  // namespace nvswapfs::aio

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "../executor.h"
 #include "mount_table.h"
 #include "nvswapfs/fuse/connection.h"
 #include "nvswapfs/units.h"
@@ -88,6 +89,17 @@ Filesystem::Filesystem(fs::Volume& volume, const FilesystemOptions& options)
       aio::BufferPool::Create(kMaxRequest, std::max<size_t>(options.read_ahead_buffers, 1));
   if (!ahead.ok()) throw std::bad_alloc();
   read_ahead_buffers_ = std::move(ahead).value();
+  auto direct =
+      aio::BufferPool::Create(kMaxRequest, std::max<size_t>(options.direct_read_buffers, 1));
+  if (!direct.ok()) throw std::bad_alloc();
+  direct_read_buffers_ = std::move(direct).value();
+  starter_ = std::make_unique<fs::internal::Executor>(1, "nvswapfs-rstart");
+}
+
+Filesystem::~Filesystem() = default;
+
+void Filesystem::StartLater(std::function<void()> start) {
+  starter_->Post(std::move(start));
 }
 
 aio::BufferPool::Lease Filesystem::AcquireReadBuffer(size_t size) {

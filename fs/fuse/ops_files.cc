@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <stdexcept>
 
 #include "init_reply.h"
 #include "nvswapfs/aio/buffer.h"
@@ -91,17 +93,15 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   });
 }
 
-void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+// Reads [off, off + size) of `ino` from the device into `lease` and answers
+// `req` from it. The reply buffer lives until the engine is done with it; the
+// reply is sent from the completion, and this thread goes on.
+void ReadIntoAndReply(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, ReadAhead* ahead,
+                      aio::BufferPool::Lease lease) {
   Guarded(req, [&] {
-    Filesystem& fs = FsOf(req);
-    Handle* h = HandleOf(fi);
-    ReadAhead* ahead = h != nullptr ? h->ahead.get() : nullptr;
-    if (ahead != nullptr && ahead->Serve(req, static_cast<uint64_t>(off), size)) return;
-    // The reply buffer lives until the engine is done with it; the reply is
-    // sent from the completion, and this thread goes on to the next request.
-    auto buffer = std::make_shared<aio::BufferPool::Lease>(fs.AcquireReadBuffer(size));
+    auto buffer = std::make_shared<aio::BufferPool::Lease>(std::move(lease));
     std::span<std::byte> out(buffer->data(), size);
-    fs.volume().ReadAsync(
+    FsOf(req).volume().ReadAsync(
         ino, static_cast<uint64_t>(off), out, [req, ino, buffer, ahead](Result<size_t> n) {
           // Before the reply: once answered, the kernel may release the
           // handle the read-ahead belongs to.
@@ -115,6 +115,36 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
             });
           });
         });
+  });
+}
+
+void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Guarded(req, [&] {
+    Filesystem& fs = FsOf(req);
+    Handle* h = HandleOf(fi);
+    ReadAhead* ahead = h != nullptr ? h->ahead.get() : nullptr;
+    if (ahead == nullptr) {
+      // Through the page cache: the kernel's read-ahead window.
+      return ReadIntoAndReply(req, ino, size, off, nullptr, fs.AcquireReadBuffer(size));
+    }
+    if (ahead->Serve(req, static_cast<uint64_t>(off), size)) return;
+    if (size > fs.direct_read_pool().buffer_size()) {
+      throw std::length_error("read larger than the negotiated maximum");
+    }
+    // A direct open's read: in turn for one of a few buffers, so that a
+    // client with many reads in flight keeps only that much memory busy.
+    // One that waits starts on the mount's starter thread once a buffer is
+    // given back.
+    aio::BufferPool::Lease lease;
+    auto later = [req, ino, size, off, ahead](aio::BufferPool::Lease l) {
+      auto held = std::make_shared<aio::BufferPool::Lease>(std::move(l));
+      FsOf(req).StartLater([req, ino, size, off, ahead, held] {
+        ReadIntoAndReply(req, ino, size, off, ahead, std::move(*held));
+      });
+    };
+    if (fs.direct_read_pool().AcquireOrQueue(&lease, std::move(later))) {
+      ReadIntoAndReply(req, ino, size, off, ahead, std::move(lease));
+    }
   });
 }
 

@@ -137,6 +137,46 @@ TEST(BufferPoolTest, TheBufferGivenBackLastComesOutFirst) {
   }
 }
 
+TEST(BufferPoolTest, QueuedAcquiresGetReturnedBuffersInOrder) {
+  auto pool = BufferPool::Create(4096, 1);
+  ASSERT_TRUE(pool.ok());
+  BufferPool& p = **pool;
+  BufferPool::Lease first;
+  ASSERT_TRUE(p.AcquireOrQueue(&first, [](BufferPool::Lease) { FAIL() << "not queued"; }));
+  ASSERT_TRUE(first.valid());
+  std::byte* const only = first.data();
+
+  // Two more queue; nobody waits.
+  std::vector<int> order;
+  BufferPool::Lease second;
+  BufferPool::Lease third;
+  BufferPool::Lease unused;
+  EXPECT_FALSE(p.AcquireOrQueue(&unused, [&](BufferPool::Lease l) {
+    order.push_back(2);
+    second = std::move(l);
+  }));
+  EXPECT_FALSE(p.AcquireOrQueue(&unused, [&](BufferPool::Lease l) {
+    order.push_back(3);
+    third = std::move(l);
+  }));
+  EXPECT_FALSE(unused.valid());
+  EXPECT_TRUE(order.empty());
+
+  // Each buffer given back goes to the next in line, not to the pool.
+  first = BufferPool::Lease();
+  ASSERT_EQ(order, std::vector<int>({2}));
+  EXPECT_EQ(second.data(), only);
+  EXPECT_EQ(p.available(), 0u);
+  second = BufferPool::Lease();
+  ASSERT_EQ(order, std::vector<int>({2, 3}));
+  EXPECT_EQ(third.data(), only);
+  third = BufferPool::Lease();
+  EXPECT_EQ(p.available(), 1u);
+  BufferPool::Lease again;
+  EXPECT_TRUE(p.AcquireOrQueue(&again, [](BufferPool::Lease) { FAIL() << "not queued"; }));
+  EXPECT_EQ(again.data(), only);
+}
+
 TEST(BufferPoolTest, AcquireWaitsForAReturn) {
   auto pool = BufferPool::Create(4096, 1);
   ASSERT_TRUE(pool.ok());

@@ -4,6 +4,8 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <vector>
@@ -99,6 +101,13 @@ class BufferPool {
   std::vector<Lease> Acquire(size_t n);
   // Returns an invalid Lease when every buffer is out.
   Lease TryAcquire();
+  // Takes a buffer into `*now` and returns true when one is free and no
+  // earlier call is queued; otherwise queues `later` and returns false:
+  // `later` gets the next buffer given back, on the thread that gives it
+  // back, in the order the calls were made. Nobody waits, so a pool smaller
+  // than the work queued on it bounds what is in flight without holding up
+  // the threads that queue.
+  bool AcquireOrQueue(Lease* now, std::function<void(Lease)> later);
 
   size_t buffer_size() const { return buffer_size_; }
   size_t capacity() const { return buffers_.size(); }
@@ -114,6 +123,7 @@ class BufferPool {
   mutable std::mutex mu_;
   std::condition_variable freed_;
   std::vector<std::span<std::byte>*> free_;  // guarded by mu_
+  std::deque<std::function<void(Lease)>> waiters_;  // guarded by mu_: AcquireOrQueue's
 };
 
 }  // namespace nvswapfs::aio

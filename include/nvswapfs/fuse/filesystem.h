@@ -30,6 +30,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -37,6 +39,10 @@
 #include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/fs/volume.h"
 #include "nvswapfs/histogram.h"
+
+namespace nvswapfs::fs::internal {
+class Executor;
+}  // namespace nvswapfs::fs::internal
 
 namespace nvswapfs::fuse {
 
@@ -72,11 +78,19 @@ struct FilesystemOptions {
   // 1 MiB buffers for the daemon's own read-ahead, shared by every open
   // that bypasses the page cache.
   size_t read_ahead_buffers = 32;
+  // Reply buffers for the reads of opens that bypass the page cache, which
+  // the daemon does not answer from its read-ahead (a client with many reads
+  // in flight, such as fio or a loader on libaio). Fewer than such a client
+  // keeps in flight: a request waits for one without holding up a thread,
+  // and 8 MiB in flight read faster than 32 on a host that serves the
+  // device faster into less memory (README, *Little memory in flight*).
+  size_t direct_read_buffers = 8;
 };
 
 class Filesystem {
  public:
   Filesystem(fs::Volume& volume, const FilesystemOptions& options);
+  ~Filesystem();
   Filesystem(const Filesystem&) = delete;
   Filesystem& operator=(const Filesystem&) = delete;
 
@@ -92,6 +106,11 @@ class Filesystem {
   // when all are in use); `size` is at most 1 MiB, libfuse's request size.
   aio::BufferPool::Lease AcquireReadBuffer(size_t size);
   aio::BufferPool& read_ahead_pool() { return *read_ahead_buffers_; }
+  aio::BufferPool& direct_read_pool() { return *direct_read_buffers_; }
+  // Runs `start` on the mount's own thread for starting reads that waited
+  // for a buffer: the thread that gave it back may be one that finishes
+  // transfers, which must never wait for another (fs/executor.h).
+  void StartLater(std::function<void()> start);
   // The most chunks the daemon reads ahead of a direct open: as far as the
   // kernel's window reaches for cached ones (`read_ahead_kb`, 0 for its
   // 128 KiB), a chunk per MiB, at least one, at most the pool. Each stream
@@ -143,6 +162,9 @@ class Filesystem {
   std::once_flag tune_once_;
   std::unique_ptr<aio::BufferPool> read_buffers_;
   std::unique_ptr<aio::BufferPool> read_ahead_buffers_;
+  std::unique_ptr<aio::BufferPool> direct_read_buffers_;
+  // After the pools: destroyed first, with nothing left to start.
+  std::unique_ptr<fs::internal::Executor> starter_;
   const size_t read_ahead_depth_;
   std::atomic<size_t> learned_read_ahead_depth_{0};
   std::atomic<uint64_t> ops_{0}, errors_{0}, bytes_read_{0}, bytes_written_{0};
