@@ -102,9 +102,23 @@ void Filesystem::StartLater(std::function<void()> start) {
   starter_->Post(std::move(start));
 }
 
-aio::BufferPool::Lease Filesystem::AcquireReadBuffer(size_t size) {
+namespace {
+
+void CheckReadSize(size_t size) {
   if (size > kMaxRequest) throw std::length_error("read larger than the negotiated maximum");
+}
+
+}  // namespace
+
+aio::BufferPool::Lease Filesystem::AcquireReadBuffer(size_t size) {
+  CheckReadSize(size);
   return read_buffers_->Acquire();
+}
+
+bool Filesystem::AcquireDirectReadBuffer(size_t size, aio::BufferPool::Lease* now,
+                                         std::function<void(aio::BufferPool::Lease)> later) {
+  CheckReadSize(size);
+  return direct_read_buffers_->AcquireOrQueue(now, std::move(later));
 }
 
 const fuse_lowlevel_ops& Filesystem::Operations() {

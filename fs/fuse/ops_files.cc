@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
-#include <stdexcept>
 
 #include "init_reply.h"
 #include "nvswapfs/aio/buffer.h"
@@ -128,9 +127,6 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
       return ReadIntoAndReply(req, ino, size, off, nullptr, fs.AcquireReadBuffer(size));
     }
     if (ahead->Serve(req, static_cast<uint64_t>(off), size)) return;
-    if (size > fs.direct_read_pool().buffer_size()) {
-      throw std::length_error("read larger than the negotiated maximum");
-    }
     // A direct open's read: in turn for one of a few buffers, so that a
     // client with many reads in flight keeps only that much memory busy.
     // One that waits starts on the mount's starter thread once a buffer is
@@ -142,7 +138,7 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
         ReadIntoAndReply(req, ino, size, off, ahead, std::move(*held));
       });
     };
-    if (fs.direct_read_pool().AcquireOrQueue(&lease, std::move(later))) {
+    if (fs.AcquireDirectReadBuffer(size, &lease, std::move(later))) {
       ReadIntoAndReply(req, ino, size, off, ahead, std::move(lease));
     }
   });

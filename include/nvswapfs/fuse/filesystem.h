@@ -105,8 +105,13 @@ class Filesystem {
   // A page-aligned buffer for one read reply, from a bounded pool (waits
   // when all are in use); `size` is at most 1 MiB, libfuse's request size.
   aio::BufferPool::Lease AcquireReadBuffer(size_t size);
+  // The same for a direct open's read that its read-ahead does not answer,
+  // from a pool of a few (`direct_read_buffers`): into `*now` when one is
+  // free and no such read waits (true), otherwise `later` gets the next one
+  // given back (aio::BufferPool::AcquireOrQueue).
+  bool AcquireDirectReadBuffer(size_t size, aio::BufferPool::Lease* now,
+                               std::function<void(aio::BufferPool::Lease)> later);
   aio::BufferPool& read_ahead_pool() { return *read_ahead_buffers_; }
-  aio::BufferPool& direct_read_pool() { return *direct_read_buffers_; }
   // Runs `start` on the mount's own thread for starting reads that waited
   // for a buffer: the thread that gave it back may be one that finishes
   // transfers, which must never wait for another (fs/executor.h).
