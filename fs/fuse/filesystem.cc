@@ -89,10 +89,6 @@ Filesystem::Filesystem(fs::Volume& volume, const FilesystemOptions& options)
       aio::BufferPool::Create(kMaxRequest, std::max<size_t>(options.read_ahead_buffers, 1));
   if (!ahead.ok()) throw std::bad_alloc();
   read_ahead_buffers_ = std::move(ahead).value();
-  auto direct =
-      aio::BufferPool::Create(kMaxRequest, std::max<size_t>(options.direct_read_buffers, 1));
-  if (!direct.ok()) throw std::bad_alloc();
-  direct_read_buffers_ = std::move(direct).value();
   starter_ = std::make_unique<fs::internal::Executor>(1, "nvswapfs-rstart");
 }
 
@@ -102,23 +98,10 @@ void Filesystem::StartLater(std::function<void()> start) {
   starter_->Post(std::move(start));
 }
 
-namespace {
-
-void CheckReadSize(size_t size) {
+bool Filesystem::AcquireReadBuffer(size_t size, aio::BufferPool::Lease* now,
+                                   std::function<void(aio::BufferPool::Lease)> later) {
   if (size > kMaxRequest) throw std::length_error("read larger than the negotiated maximum");
-}
-
-}  // namespace
-
-aio::BufferPool::Lease Filesystem::AcquireReadBuffer(size_t size) {
-  CheckReadSize(size);
-  return read_buffers_->Acquire();
-}
-
-bool Filesystem::AcquireDirectReadBuffer(size_t size, aio::BufferPool::Lease* now,
-                                         std::function<void(aio::BufferPool::Lease)> later) {
-  CheckReadSize(size);
-  return direct_read_buffers_->AcquireOrQueue(now, std::move(later));
+  return read_buffers_->AcquireOrQueue(now, std::move(later));
 }
 
 const fuse_lowlevel_ops& Filesystem::Operations() {

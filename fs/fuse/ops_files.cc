@@ -122,15 +122,12 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     Filesystem& fs = FsOf(req);
     Handle* h = HandleOf(fi);
     ReadAhead* ahead = h != nullptr ? h->ahead.get() : nullptr;
-    if (ahead == nullptr) {
-      // Through the page cache: the kernel's read-ahead window.
-      return ReadIntoAndReply(req, ino, size, off, nullptr, fs.AcquireReadBuffer(size));
-    }
-    if (ahead->Serve(req, static_cast<uint64_t>(off), size)) return;
-    // A direct open's read: in turn for one of a few buffers, so that a
-    // client with many reads in flight keeps only that much memory busy.
-    // One that waits starts on the mount's starter thread once a buffer is
-    // given back.
+    if (ahead != nullptr && ahead->Serve(req, static_cast<uint64_t>(off), size)) return;
+    // A window of the kernel's read-ahead, or a direct open's read that the
+    // daemon's read-ahead does not answer: in turn for one of a few buffers,
+    // so that however many requests come at once only that much memory is
+    // busy. One that waits starts on the mount's starter thread once a
+    // buffer is given back.
     aio::BufferPool::Lease lease;
     auto later = [req, ino, size, off, ahead](aio::BufferPool::Lease l) {
       auto held = std::make_shared<aio::BufferPool::Lease>(std::move(l));
@@ -138,7 +135,7 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
         ReadIntoAndReply(req, ino, size, off, ahead, std::move(*held));
       });
     };
-    if (fs.AcquireDirectReadBuffer(size, &lease, std::move(later))) {
+    if (fs.AcquireReadBuffer(size, &lease, std::move(later))) {
       ReadIntoAndReply(req, ino, size, off, ahead, std::move(lease));
     }
   });

@@ -624,8 +624,9 @@ class ConnectionTest(MountTest):
             self.assertEqual(f.read().strip(), "240")
 
     def test_parallel_streams_read_back_what_was_written(self):
-        # Four readers at once, from a cold cache: more read-ahead in flight
-        # than the daemon has read buffers.
+        # Four readers through the page cache at once, from a cold cache, and
+        # one through a read-write open (which bypasses it): far more reads
+        # in flight than the daemon has read buffers, all taking turns.
         want = {}
         for i in range(4):
             data = os.urandom(48 << 20)
@@ -641,13 +642,24 @@ class ConnectionTest(MountTest):
             except OSError as e:
                 errors.append(e)
 
+        def read_direct(name):
+            try:
+                h = hashlib.sha256()
+                with open(self.m.path(name), "r+b", buffering=0) as f:
+                    while chunk := f.read(768 << 10):
+                        h.update(chunk)
+                got["direct " + name] = h.hexdigest()
+            except OSError as e:
+                errors.append(e)
+
         readers = [threading.Thread(target=read, args=(n,)) for n in want]
+        readers.append(threading.Thread(target=read_direct, args=("shard3",)))
         for t in readers:
             t.start()
         for t in readers:
             t.join()
         self.assertEqual(errors, [])
-        self.assertEqual(got, want)
+        self.assertEqual(got, dict(want, **{"direct shard3": want["shard3"]}))
 
 
 class TrimTest(MountTest):

@@ -62,9 +62,14 @@ struct FilesystemOptions {
   bool read_only = false;
   // Write-through instead of write-behind (see fs::WriteMode).
   bool sync_writes = false;
-  // Reply buffers for reads in flight (1 MiB each): the bound on the memory
-  // reads take, however many the kernel sends at once.
-  size_t read_buffers = 32;
+  // Reply buffers (1 MiB each) for the reads the daemon does not answer from
+  // its own read-ahead: the kernel's read-ahead windows for cached opens, and
+  // the reads of direct opens with many in flight (fio, a loader on libaio).
+  // Fewer than the kernel sends at once: a request waits for one without
+  // holding up a thread, and 8 MiB in flight read faster than 32 on a host
+  // that serves the device faster into less memory (README, *Little memory
+  // in flight*).
+  size_t read_buffers = 8;
   // Seconds the kernel may cache names and attributes. Every change goes
   // through this daemon, so the kernel's copy never goes stale behind it.
   double attr_timeout_s = 1.0;
@@ -78,13 +83,6 @@ struct FilesystemOptions {
   // 1 MiB buffers for the daemon's own read-ahead, shared by every open
   // that bypasses the page cache.
   size_t read_ahead_buffers = 32;
-  // Reply buffers for the reads of opens that bypass the page cache, which
-  // the daemon does not answer from its read-ahead (a client with many reads
-  // in flight, such as fio or a loader on libaio). Fewer than such a client
-  // keeps in flight: a request waits for one without holding up a thread,
-  // and 8 MiB in flight read faster than 32 on a host that serves the
-  // device faster into less memory (README, *Little memory in flight*).
-  size_t direct_read_buffers = 8;
 };
 
 class Filesystem {
@@ -102,15 +100,13 @@ class Filesystem {
   // itself are invalidated in the kernel's cache through it.
   void Attach(fuse_session* session);
 
-  // A page-aligned buffer for one read reply, from a bounded pool (waits
-  // when all are in use); `size` is at most 1 MiB, libfuse's request size.
-  aio::BufferPool::Lease AcquireReadBuffer(size_t size);
-  // The same for a direct open's read that its read-ahead does not answer,
-  // from a pool of a few (`direct_read_buffers`): into `*now` when one is
-  // free and no such read waits (true), otherwise `later` gets the next one
-  // given back (aio::BufferPool::AcquireOrQueue).
-  bool AcquireDirectReadBuffer(size_t size, aio::BufferPool::Lease* now,
-                               std::function<void(aio::BufferPool::Lease)> later);
+  // A page-aligned buffer for one read reply, from a bounded pool of
+  // `read_buffers`: into `*now` when one is free and no read waits (true),
+  // otherwise `later` gets the next one given back
+  // (aio::BufferPool::AcquireOrQueue). `size` is at most 1 MiB, libfuse's
+  // request size.
+  bool AcquireReadBuffer(size_t size, aio::BufferPool::Lease* now,
+                         std::function<void(aio::BufferPool::Lease)> later);
   aio::BufferPool& read_ahead_pool() { return *read_ahead_buffers_; }
   // Runs `start` on the mount's own thread for starting reads that waited
   // for a buffer: the thread that gave it back may be one that finishes
@@ -167,7 +163,6 @@ class Filesystem {
   std::once_flag tune_once_;
   std::unique_ptr<aio::BufferPool> read_buffers_;
   std::unique_ptr<aio::BufferPool> read_ahead_buffers_;
-  std::unique_ptr<aio::BufferPool> direct_read_buffers_;
   // After the pools: destroyed first, with nothing left to start.
   std::unique_ptr<fs::internal::Executor> starter_;
   const size_t read_ahead_depth_;
