@@ -292,6 +292,9 @@ int RunDaemon(int argc, const char* const* argv) {
   // SIGINT, SIGTERM and SIGHUP end this as an unmount does: cleanly.
   const Status served = internal::Serve(se, o.max_threads);
   if (!served.ok()) LogError("serving " + mountpoint + ": " + served.ToString());
+  // Reads that waited for a buffer may still be starting; each is answered
+  // (or, on a connection gone, dropped) before the volume closes.
+  filesystem.WaitForReads();
 
   fuse_session_unmount(se);
   // Everything pending is committed, and a checkpoint makes the next mount

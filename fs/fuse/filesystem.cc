@@ -104,6 +104,24 @@ bool Filesystem::AcquireReadBuffer(size_t size, aio::BufferPool::Lease* now,
   return read_buffers_->AcquireOrQueue(now, std::move(later));
 }
 
+std::shared_ptr<void> Filesystem::BeginRead() {
+  {
+    std::lock_guard lock(reads_mu_);
+    ++reads_;
+  }
+  return std::shared_ptr<void>(this, [](void* fs) { static_cast<Filesystem*>(fs)->EndRead(); });
+}
+
+void Filesystem::EndRead() {
+  std::lock_guard lock(reads_mu_);
+  if (--reads_ == 0) reads_done_.notify_all();
+}
+
+void Filesystem::WaitForReads() {
+  std::unique_lock lock(reads_mu_);
+  reads_done_.wait(lock, [&] { return reads_ == 0; });
+}
+
 const fuse_lowlevel_ops& Filesystem::Operations() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o{};

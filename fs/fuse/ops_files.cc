@@ -94,14 +94,15 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
 
 // Reads [off, off + size) of `ino` from the device into `lease` and answers
 // `req` from it. The reply buffer lives until the engine is done with it; the
-// reply is sent from the completion, and this thread goes on.
+// reply is sent from the completion, and this thread goes on. `read` is the
+// read's token (Filesystem::BeginRead), let go once the reply is sent.
 void ReadIntoAndReply(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, ReadAhead* ahead,
-                      aio::BufferPool::Lease lease) {
+                      aio::BufferPool::Lease lease, std::shared_ptr<void> read) {
   Guarded(req, [&] {
     auto buffer = std::make_shared<aio::BufferPool::Lease>(std::move(lease));
     std::span<std::byte> out(buffer->data(), size);
     FsOf(req).volume().ReadAsync(
-        ino, static_cast<uint64_t>(off), out, [req, ino, buffer, ahead](Result<size_t> n) {
+        ino, static_cast<uint64_t>(off), out, [req, ino, buffer, ahead, read](Result<size_t> n) {
           // Before the reply: once answered, the kernel may release the
           // handle the read-ahead belongs to.
           if (ahead != nullptr) ahead->Finished();
@@ -128,15 +129,16 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     // so that however many requests come at once only that much memory is
     // busy. One that waits starts on the mount's starter thread once a
     // buffer is given back.
+    std::shared_ptr<void> read = fs.BeginRead();
     aio::BufferPool::Lease lease;
-    auto later = [req, ino, size, off, ahead](aio::BufferPool::Lease l) {
+    auto later = [req, ino, size, off, ahead, read](aio::BufferPool::Lease l) {
       auto held = std::make_shared<aio::BufferPool::Lease>(std::move(l));
-      FsOf(req).StartLater([req, ino, size, off, ahead, held] {
-        ReadIntoAndReply(req, ino, size, off, ahead, std::move(*held));
+      FsOf(req).StartLater([req, ino, size, off, ahead, held, read] {
+        ReadIntoAndReply(req, ino, size, off, ahead, std::move(*held), read);
       });
     };
     if (fs.AcquireReadBuffer(size, &lease, std::move(later))) {
-      ReadIntoAndReply(req, ino, size, off, ahead, std::move(lease));
+      ReadIntoAndReply(req, ino, size, off, ahead, std::move(lease), std::move(read));
     }
   });
 }

@@ -29,6 +29,7 @@
 #include <fuse3/fuse_lowlevel.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -108,6 +109,16 @@ class Filesystem {
   bool AcquireReadBuffer(size_t size, aio::BufferPool::Lease* now,
                          std::function<void(aio::BufferPool::Lease)> later);
   aio::BufferPool& read_ahead_pool() { return *read_ahead_buffers_; }
+  // One read from the device on a client's behalf, from its request until
+  // its reply is sent: whatever carries it along (a start that waits for a
+  // buffer, the transfer's completion) holds the token, and WaitForReads
+  // returns once every token is gone.
+  std::shared_ptr<void> BeginRead();
+  // Called once the request loop has stopped, before the volume closes: a
+  // read that waited for a buffer starts only when another read gives one
+  // back, after the volume's own transfers may all have finished, and its
+  // reply needs the session.
+  void WaitForReads();
   // Runs `start` on the mount's own thread for starting reads that waited
   // for a buffer: the thread that gave it back may be one that finishes
   // transfers, which must never wait for another (fs/executor.h).
@@ -156,6 +167,7 @@ class Filesystem {
 
  private:
   void TuneKernel();
+  void EndRead();
 
   fs::Volume& volume_;
   const FilesystemOptions options_;
@@ -168,6 +180,9 @@ class Filesystem {
   const size_t read_ahead_depth_;
   std::atomic<size_t> learned_read_ahead_depth_{0};
   std::atomic<uint64_t> ops_{0}, errors_{0}, bytes_read_{0}, bytes_written_{0};
+  std::mutex reads_mu_;
+  std::condition_variable reads_done_;
+  size_t reads_ = 0;  // guarded by reads_mu_: tokens BeginRead gave out
   LatencyHistogram read_reply_;
   std::mutex mu_;
   std::unordered_map<uint64_t, uint64_t> lookups_;       // guarded by mu_
