@@ -38,10 +38,10 @@ def run(*cmd, check=True, **kw):
     return p
 
 
-def sha256(path):
+def sha256(path, mode="rb", chunk_size=1 << 20):
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
+    with open(path, mode, buffering=0) as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
             h.update(chunk)
     return h.hexdigest()
 
@@ -266,17 +266,26 @@ class PersistenceTest(MountTest):
             self.assertEqual(sha256(p), h)
         self.assertEqual(os.getxattr(self.m.path("ckpt"), "user.step"), b"100")
 
+    def stop_by_signal(self, sig, clients=()):
+        """Sends `sig` to the daemon: it must exit 0 having unmounted (one
+        more "unmounted" in its log) and left the volume clean. `clients`,
+        the processes using the mount, end with it."""
+        unmounts = self.m.log_text().count("unmounted ")
+        self.m.proc.send_signal(sig)
+        self.assertEqual(self.m.proc.wait(timeout=60), 0, self.m.log_text())
+        for c in clients:
+            c.wait(timeout=60)
+        self.m.proc = None
+        self.assertFalse(is_mounted(self.m.mnt))
+        self.assertEqual(self.m.log_text().count("unmounted "), unmounts + 1)
+        self.m.fsck()
+
     def test_sigterm_unmounts_and_commits(self):
         os.mkdir(self.m.path("d"))
         with open(self.m.path("d", "f"), "wb") as f:
             f.write(b"x" * 100_000)
         os.rename(self.m.path("d", "f"), self.m.path("d", "g"))
-        self.m.proc.send_signal(signal.SIGTERM)
-        self.assertEqual(self.m.proc.wait(timeout=60), 0, self.m.log_text())
-        self.m.proc = None
-        self.assertFalse(is_mounted(self.m.mnt))
-        self.assertIn("unmounted", self.m.log_text())
-        self.m.fsck()
+        self.stop_by_signal(signal.SIGTERM)
         self.m.start()
         with open(self.m.path("d", "g"), "rb") as f:
             self.assertEqual(f.read(), b"x" * 100_000)
@@ -293,13 +302,7 @@ class PersistenceTest(MountTest):
                                        "bs=1M", "count=100000", "oflag=direct"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-            self.m.proc.send_signal(sig)
-            self.assertEqual(self.m.proc.wait(timeout=60), 0, self.m.log_text())
-            writer.wait(timeout=60)
-            self.m.proc = None
-            self.assertFalse(is_mounted(self.m.mnt))
-            self.assertIn("unmounted", self.m.log_text())
-            self.m.fsck()
+            self.stop_by_signal(sig, [writer])
             self.m.start()
             with open(self.m.path(name), "rb") as f:
                 self.assertEqual(f.read(), data, sig.name)
@@ -324,16 +327,8 @@ class PersistenceTest(MountTest):
             for r in readers:
                 self.addCleanup(r.wait, timeout=60)
                 self.addCleanup(r.kill)
-            unmounts = self.m.log_text().count("unmounted ")
             time.sleep(0.3 + 0.15 * attempt)
-            self.m.proc.send_signal(signal.SIGTERM)
-            self.assertEqual(self.m.proc.wait(timeout=60), 0, self.m.log_text())
-            for r in readers:
-                r.wait(timeout=60)
-            self.m.proc = None
-            self.assertFalse(is_mounted(self.m.mnt))
-            self.assertEqual(self.m.log_text().count("unmounted "), unmounts + 1)
-            self.m.fsck()
+            self.stop_by_signal(signal.SIGTERM, readers)
             self.m.start()
         with open(self.m.path("r.bin"), "rb") as f:
             self.assertEqual(f.read(), data)
@@ -678,11 +673,7 @@ class ConnectionTest(MountTest):
 
         def read_direct(name):
             try:
-                h = hashlib.sha256()
-                with open(self.m.path(name), "r+b", buffering=0) as f:
-                    while chunk := f.read(768 << 10):
-                        h.update(chunk)
-                got["direct " + name] = h.hexdigest()
+                got["direct " + name] = sha256(self.m.path(name), "r+b", 768 << 10)
             except OSError as e:
                 errors.append(e)
 
