@@ -92,14 +92,13 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   });
 }
 
-// Reads [off, off + size) of `ino` from the device into `lease` and answers
+// Reads [off, off + size) of `ino` from the device into `buffer` and answers
 // `req` from it. The reply buffer lives until the engine is done with it; the
 // reply is sent from the completion, and this thread goes on. `read` is the
 // read's token (Filesystem::BeginRead), let go once the reply is sent.
 void ReadIntoAndReply(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, ReadAhead* ahead,
-                      aio::BufferPool::Lease lease, std::shared_ptr<void> read) {
+                      std::shared_ptr<aio::BufferPool::Lease> buffer, std::shared_ptr<void> read) {
   Guarded(req, [&] {
-    auto buffer = std::make_shared<aio::BufferPool::Lease>(std::move(lease));
     std::span<std::byte> out(buffer->data(), size);
     FsOf(req).volume().ReadAsync(
         ino, static_cast<uint64_t>(off), out, [req, ino, buffer, ahead, read](Result<size_t> n) {
@@ -134,11 +133,12 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     auto later = [req, ino, size, off, ahead, read](aio::BufferPool::Lease l) {
       auto held = std::make_shared<aio::BufferPool::Lease>(std::move(l));
       FsOf(req).StartLater([req, ino, size, off, ahead, held, read] {
-        ReadIntoAndReply(req, ino, size, off, ahead, std::move(*held), read);
+        ReadIntoAndReply(req, ino, size, off, ahead, held, read);
       });
     };
     if (fs.AcquireReadBuffer(size, &lease, std::move(later))) {
-      ReadIntoAndReply(req, ino, size, off, ahead, std::move(lease), std::move(read));
+      ReadIntoAndReply(req, ino, size, off, ahead,
+                       std::make_shared<aio::BufferPool::Lease>(std::move(lease)), std::move(read));
     }
   });
 }
