@@ -25,14 +25,13 @@ constexpr const char* kDefaultSweepBlockSizes = "64K,256K,1M,4M";
 constexpr const char* kDefaultSweepQueueDepths = "1,8,32,64";
 
 po::options_description Describe() {
-  po::options_description d("Options", /*line_length=*/100, /*min_description_length=*/50);
+  po::options_description d = tools::StandardOptions(/*with_version=*/false);
   // Values are taken as strings and parsed here: Boost's lexical_cast would
   // turn "-1" into 4294967295 for an unsigned option.
   // One option per paragraph reads better than the formatter's layout of
   // chained calls.
   // clang-format off
   d.add_options()
-      ("help,h", "Print this text and exit.")
       ("file", po::value<std::string>()->value_name("PATH"),
        "Image file or block device to measure (required). A missing file is created, a short "
        "one extended, both preallocated.")

@@ -26,6 +26,13 @@ Result<po::variables_map> ParseStrict(int argc, const char* const* argv,
   return vm;
 }
 
+po::options_description StandardOptions(bool with_version) {
+  po::options_description d("Options", /*line_length=*/100, /*min_description_length=*/50);
+  d.add_options()("help,h", "Print this text and exit.");
+  if (with_version) d.add_options()("version", "Print the version and exit.");
+  return d;
+}
+
 Result<ToolArgs> ParseToolArgs(int argc, const char* const* argv,
                                const po::options_description& visible, int max_operands) {
   po::options_description all = visible;

@@ -20,6 +20,10 @@ Result<boost::program_options::variables_map> ParseStrict(
     int argc, const char* const* argv, const boost::program_options::options_description& options,
     const boost::program_options::positional_options_description& positional);
 
+// The options every tool's --help lists first, laid out 100 columns wide:
+// --help (-h) and, with `with_version`, --version. ParseToolArgs reads both.
+boost::program_options::options_description StandardOptions(bool with_version = true);
+
 // A tool's command line parsed by ParseStrict: its `visible` options plus
 // operands. When `help` or `version` is set the rest need not be read.
 struct ToolArgs {

@@ -14,11 +14,9 @@ namespace po = boost::program_options;
 using tools::UsageError;
 
 po::options_description Visible() {
-  po::options_description d("Options", /*line_length=*/100, /*min_description_length=*/50);
+  po::options_description d = tools::StandardOptions();
   // clang-format off
   d.add_options()
-      ("help,h", "Print this text and exit.")
-      ("version", "Print the version and exit.")
       ("json", po::bool_switch(), "Print one JSON object instead of text.");
   // clang-format on
   return d;

@@ -15,11 +15,9 @@ namespace po = boost::program_options;
 using tools::UsageError;
 
 po::options_description Visible() {
-  po::options_description d("Options", /*line_length=*/100, /*min_description_length=*/50);
+  po::options_description d = tools::StandardOptions();
   // clang-format off
   d.add_options()
-      ("help,h", "Print this text and exit.")
-      ("version", "Print the version and exit.")
       ("force,f", po::bool_switch(),
        "Format even when DEVICE already holds an nvswapfs volume, another filesystem or a "
        "partition table (their signatures are erased).")
