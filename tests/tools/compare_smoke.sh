@@ -144,8 +144,29 @@ if len(cold.get("mount_ms_runs", [])) != 3:
     problems.append(f"cold.mount_ms_runs: {cold.get('mount_ms_runs')!r}")
 if cold.get("files") != 2000:
     problems.append(f"cold.files: {cold.get('files')!r}")
+# The targets, checked against this run's own figures: every client case that
+# both sides ran against local and fuse2fs, the limit's cases, the memory-backed
+# image, RSS, metadata and the cold mount; each verdict as its figures say.
+checks = r.get("against_targets", [])
+seen = {(c.get("case"), c.get("op"), c["what"].replace("flushed ", "")) for c in checks}
+wanted = {("dd_fsync", "read", "÷limit"), ("dd_direct", "write", "÷limit"),
+          ("cp", "write", "÷limit"), ("python", "write", "÷limit"), (None, None, "peak RSS"),
+          (None, None, "creates ÷fuse2fs"), (None, None, "cold mount of 2000 files")}
+wanted |= {("fio_libaio", op, "on /dev/shm") for op in ("write", "read")}
+for case in cases:
+    for op in ("write", "read"):
+        for ref in ("local", "fuse2fs"):
+            both = [r["clients"][case][t].get(op, {}).get("MBps") for t in ("nvswapfs", ref)]
+            if all(both):
+                wanted.add((case, op, f"÷{ref}"))
+if wanted - seen:
+    problems.append(f"against_targets lacks {sorted(wanted - seen, key=str)}")
+for c in checks:
+    most = c["unit"] in ("MiB", "ms")
+    if c["met"] != (c["value"] <= c["need"] if most else c["value"] >= c["need"]):
+        problems.append(f"against_targets: a wrong verdict {c!r}")
 assert not problems, "missing or non-positive results:\n  " + "\n  ".join(problems)
-print("compare smoke test: every case present, all rates positive")
+print("compare smoke test: every case present, all rates positive, every target checked")
 PY
 
 # The fuse module's wake_here, on kernels that have it: shown in the header,

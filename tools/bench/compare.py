@@ -126,6 +126,17 @@ NO_CEILING = {
 }
 CEILING_CASES = "dd_direct:write,dd_direct:read,python:write"
 CEILING_RATES = "1000,2000,3000,max"
+# The performance targets (README, *Performance*), each checked against references measured in
+# the same run. Through the mount, as a fraction of the limit: (case, op) -> the least.
+LIMIT_TARGETS = {("dd_fsync", "write"): 0.9, ("dd_fsync", "read"): 0.9,
+                 ("dd_direct", "write"): 0.9, ("dd_direct", "read"): 0.9,
+                 ("fio_psync", "write"): 0.9, ("fio_psync", "read"): 0.9,
+                 ("cp", "write"): 0.8, ("cp", "read"): 0.8, ("python", "write"): 0.8}
+LOCAL_TARGET = 1.0     # every client case, ÷ the local file system
+FUSE2FS_TARGET = 3.0   # every client case, ÷ fuse2fs
+SHM_TARGET_MBPS = 2000  # every case on the memory-backed image, write and read
+RSS_TARGET_MIB = 256   # the daemon's peak RSS with default options
+COLD_TARGET_MS = 1000  # mounting the cold-files volume
 
 
 class Failure(Exception):
@@ -2075,6 +2086,7 @@ class Compare:
                     say(f"| volume open in process (nvswapfs-scale-bench, warm) | "
                         f"{x['volume_open_in_process_ms']:.0f} ms |")
             say("")
+        self.report_targets(r)
         if "ceiling" in r:
             say("### the ceiling while the storage works: the client on nvswapfs-null-fuse "
                 "with fio (libaio direct QD32, capped) beside it on the same storage, MB/s "
@@ -2130,6 +2142,57 @@ class Compare:
             say("")
         for n in self.notes:
             say(f"note: {n}")
+
+    @staticmethod
+    def report_targets(r):
+        """The performance targets against this run's figures; kept in the results too."""
+        checks = r["against_targets"] = check_targets(r)
+        if not checks:
+            return
+        say("### against the targets (nvswapfs; each ratio to a reference in this run)")
+        say("")
+        clients = [c for c in checks if "case" in c and c["unit"] == "x"]
+        if clients:
+            columns = [("÷limit", f"÷limit (≥{min(LIMIT_TARGETS.values())}-"
+                                  f"{max(LIMIT_TARGETS.values())})"),
+                       ("÷local", f"÷local (≥{LOCAL_TARGET})"),
+                       ("÷fuse2fs", f"÷fuse2fs (≥{FUSE2FS_TARGET:g})")]
+            say("| case | " + " | ".join(head for _, head in columns) + " |")
+            say("|---|" + "---:|" * len(columns))
+            for op in ("write", "read"):
+                for key, case in r["clients"].items():
+                    row = {c["what"].replace("flushed ", ""): c for c in clients
+                           if c["case"] == key and c["op"] == op}
+                    if not row:
+                        continue
+                    cells = []
+                    for what, _ in columns:
+                        c = row.get(what)
+                        cell = "" if c is None else target_verdict(c, need=what == "÷limit")
+                        if c is not None and c["what"] == "÷flushed limit":
+                            cell = "† " + cell
+                        cells.append(cell)
+                    say(f"| {case_label(case, op)} | " + " | ".join(cells) + " |")
+            say("")
+            if any(c["what"] == "÷flushed limit" for c in clients):
+                say("† ÷ the flushed limit: a write that ends in a flush, against the limit's "
+                    "write ending in one (end_fsync=1).")
+                say("")
+        for c in checks:
+            if c not in clients:
+                where = f", {r['shm']['cases'][c['case']]['labels'][c['op']]} ({c['op']})" \
+                    if "case" in c else ""
+                bound = "at most" if c["unit"] in ("MiB", "ms") else "at least"
+                need = f"{c['need']:g}" + ("" if c["unit"] == "x" else f" {c['unit']}")
+                say(f"- {c['what']}{where}: {target_verdict(c)} ({bound} {need})")
+        short = [c for c in checks if not c["met"]]
+        out = [c for c in short if c.get("out_of_reach")]
+        say("")
+        say(f"Met: {len(checks) - len(short)} of {len(checks)}. "
+            + (f"Short, out of reach for any FUSE daemon in this run (null, keeping nothing, "
+               f"short too): {len(out)}. " if out else "")
+            + (f"Short otherwise: {len(short) - len(out)}." if len(short) > len(out) else ""))
+        say("")
 
     @staticmethod
     def report_cpu(clients, targets):
@@ -2307,6 +2370,74 @@ def writes_and_flush(result):
         return ""
     return (f"; the writes alone {fmt_rate(result['writes_MBps'])} MB/s, the fsync "
             f"{result['flush_seconds_median']:.2f} s")
+
+
+def check_targets(r):
+    """Each performance target that run `r` measured, as a dict: what, case and op (client
+    cases), value, need, unit ("x" for a ratio, else the figure's unit; "max" for a ceiling),
+    met, and for a ratio missed, null's ratio where null ran: a FUSE daemon that keeps nothing
+    missing it too shows the target out of reach for any FUSE daemon in this run."""
+    checks = []
+
+    def add(what, value, need, unit="x", most=False, case=None, op=None, null=None):
+        if value is None:
+            return
+        met = value <= need if most else value >= need
+        c = {"what": what, "value": value, "need": need, "unit": unit, "met": met}
+        if case:
+            c.update(case=case, op=op)
+        if not met and null is not None:
+            c["null"] = null
+            c["out_of_reach"] = null < need
+        checks.append(c)
+
+    lim = r.get("limit", {})
+    flushed = lim.get("flushed", {}).get("MBps")
+    for key, case in r.get("clients", {}).items():
+        nv, null = case.get("nvswapfs", {}), case.get("null", {})
+        for op in ("write", "read"):
+            rate = nv.get(op, {}).get("MBps")
+            null_rate = null.get(op, {}).get("MBps")
+            if (key, op) in LIMIT_TARGETS:
+                # A write ending in a flush against the limit's write ending in one.
+                by_flushed = op == "write" and key in FLUSHED_WRITES and flushed
+                reference = flushed if by_flushed else lim.get(op, {}).get("MBps")
+                add("÷flushed limit" if by_flushed else "÷limit", ratio(rate, reference),
+                    LIMIT_TARGETS[key, op], case=key, op=op, null=ratio(null_rate, reference))
+            for ref, need in (("local", LOCAL_TARGET), ("fuse2fs", FUSE2FS_TARGET)):
+                other = case.get(ref, {}).get(op, {}).get("MBps")
+                add(f"÷{ref}", ratio(rate, other), need, case=key, op=op,
+                    null=ratio(null_rate, other))
+    for key, case in r.get("shm", {}).get("cases", {}).items():
+        for op in ("write", "read"):
+            add("on /dev/shm", case.get("nvswapfs", {}).get(op, {}).get("MBps"),
+                SHM_TARGET_MBPS, unit="MB/s", case=key, op=op)
+    if "rss" in r:
+        add("peak RSS", r["rss"]["hwm_peak_MiB"], RSS_TARGET_MIB, unit="MiB", most=True)
+    meta = r.get("meta", {})
+    if "nvswapfs" in meta and "fuse2fs" in meta:
+        for op in ("create", "stat", "unlink"):
+            add(f"{op}s ÷fuse2fs", ratio(meta["nvswapfs"][op]["files_per_s"],
+                                          meta["fuse2fs"][op]["files_per_s"]), 1.0)
+    if "cold" in r:
+        add(f"cold mount of {r['cold']['files']} files", r["cold"]["mount_ms"], COLD_TARGET_MS,
+            unit="ms", most=True)
+    return checks
+
+
+def target_verdict(c, need=False):
+    """A check's value and how it stands: "1.07", "0.57 **short**", "0.57 **short** (null
+    0.66, out of reach)"; with `need`, the least it needed after the value ("1.07 ≥0.9")."""
+    text = fmt_ratio(c["value"]) if c["unit"] == "x" else \
+        f"{fmt_rate(c['value'])} {c['unit']}"
+    if need:
+        text += f" ≥{c['need']:g}"
+    if c["met"]:
+        return text
+    text += " **short**"
+    if "null" in c:
+        text += f" (null {fmt_ratio(c['null'])}{', out of reach' if c['out_of_reach'] else ''})"
+    return text
 
 
 def case_label(case, op):
