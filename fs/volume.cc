@@ -505,47 +505,37 @@ void Volume::FreeInode(Inode& inode) {
 }
 
 Status Volume::Unlink(uint64_t parent, std::string_view name) {
-  std::lock_guard lock(mu_);
-  auto dir = Dir("unlink", parent);
-  if (!dir.ok()) return dir.status();
-  const std::string path = ChildPath(meta_.PathOf(parent), name);
-  NVSWAPFS_RETURN_IF_ERROR(CheckWritable("unlink", parent));
-  NVSWAPFS_RETURN_IF_ERROR(ValidateName("unlink", meta_.PathOf(parent), name));
-  const DirEntry* entry = (*dir)->dir->Find(name);
-  if (entry == nullptr) return Status::Error(ENOENT, "unlink", path);
-  Inode* inode = meta_.Find(entry->ino);
-  if (inode == nullptr) {
-    return Status::Error(EUCLEAN, "unlink", path).WithDetail("entry points to a missing inode");
-  }
-  if (inode->is_dir()) return Status::Error(EISDIR, "unlink", path);
-  (*dir)->dir->Remove(name);
-  (*dir)->attr.mtime_ns = (*dir)->attr.ctime_ns = NowNs();
-  metadata_bytes_ -= std::min(metadata_bytes_, DirentBytes(name));
-  MarkDirty(parent);
-  LogDirent(DirentRemoveRecord{parent, std::string(name)});
-  DropLink(*inode);
-  return Status::Ok();
+  return RemoveName("unlink", parent, name, /*directory=*/false);
 }
 
 Status Volume::Rmdir(uint64_t parent, std::string_view name) {
+  return RemoveName("rmdir", parent, name, /*directory=*/true);
+}
+
+Status Volume::RemoveName(std::string_view op, uint64_t parent, std::string_view name,
+                          bool directory) {
   std::lock_guard lock(mu_);
-  auto dir = Dir("rmdir", parent);
+  auto dir = Dir(op, parent);
   if (!dir.ok()) return dir.status();
   const std::string path = ChildPath(meta_.PathOf(parent), name);
-  NVSWAPFS_RETURN_IF_ERROR(CheckWritable("rmdir", parent));
-  if (name == ".") return Status::Error(EINVAL, "rmdir", path);
-  if (name == "..") return Status::Error(ENOTEMPTY, "rmdir", path);
-  NVSWAPFS_RETURN_IF_ERROR(ValidateName("rmdir", meta_.PathOf(parent), name));
+  NVSWAPFS_RETURN_IF_ERROR(CheckWritable(op, parent));
+  if (directory && name == ".") return Status::Error(EINVAL, op, path);
+  if (directory && name == "..") return Status::Error(ENOTEMPTY, op, path);
+  NVSWAPFS_RETURN_IF_ERROR(ValidateName(op, meta_.PathOf(parent), name));
   const DirEntry* entry = (*dir)->dir->Find(name);
-  if (entry == nullptr) return Status::Error(ENOENT, "rmdir", path);
+  if (entry == nullptr) return Status::Error(ENOENT, op, path);
   Inode* inode = meta_.Find(entry->ino);
   if (inode == nullptr) {
-    return Status::Error(EUCLEAN, "rmdir", path).WithDetail("entry points to a missing inode");
+    return Status::Error(EUCLEAN, op, path).WithDetail("entry points to a missing inode");
   }
-  if (!inode->is_dir()) return Status::Error(ENOTDIR, "rmdir", path);
-  if (!inode->dir->empty()) return Status::Error(ENOTEMPTY, "rmdir", path);
+  if (directory) {
+    if (!inode->is_dir()) return Status::Error(ENOTDIR, op, path);
+    if (!inode->dir->empty()) return Status::Error(ENOTEMPTY, op, path);
+  } else if (inode->is_dir()) {
+    return Status::Error(EISDIR, op, path);
+  }
   (*dir)->dir->Remove(name);
-  (*dir)->attr.nlink--;
+  if (directory) (*dir)->attr.nlink--;
   (*dir)->attr.mtime_ns = (*dir)->attr.ctime_ns = NowNs();
   metadata_bytes_ -= std::min(metadata_bytes_, DirentBytes(name));
   MarkDirty(parent);

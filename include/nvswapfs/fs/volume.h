@@ -274,6 +274,9 @@ class Volume {
   Result<Inode*> Node(std::string_view op, uint64_t ino);
   Result<Attr> MakeNode(std::string_view op, uint64_t parent, std::string_view name, uint32_t type,
                         const NewInode& how, std::string_view target);
+  // Unlink (`directory` false) and rmdir: the name goes from `parent` and
+  // its inode loses a link.
+  Status RemoveName(std::string_view op, uint64_t parent, std::string_view name, bool directory);
   void DropLink(Inode& inode);
   void FreeInode(Inode& inode);
   void FreeExtents(const std::vector<Extent>& extents);
