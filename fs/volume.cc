@@ -152,11 +152,15 @@ Status Volume::Close() {
   commit_wake_.notify_all();
   if (commit_thread_.joinable()) commit_thread_.join();
   std::unique_lock lock(mu_);
-  // Transfers still in flight finish (and report) before the last commit.
+  // Transfers still in flight finish (and report) before the last commit,
+  // and so does a commit being written.
   transfers_done_.wait(lock, [&] { return transfers_ == 0; });
+  commit_idle_.wait(lock, [&] { return !committing_; });
   QuiesceLocked(0);
   closed_ = true;
   if (options_.read_only) return Status::Ok();
+  std::lock_guard io(store_mu_);
+  SettleLocked();
   if (!poisoned_.ok()) return poisoned_;
   // A checkpoint holds everything, so the next open replays no log.
   return CheckpointLocked();
@@ -168,59 +172,126 @@ void Volume::CommitLoop() {
     commit_wake_.wait_for(lock, std::chrono::seconds(options_.commit_interval_s));
     if (stop_commit_thread_) break;
     // A failure poisons the volume and is reported by every later change.
-    (void)CommitLocked();
+    (void)CommitUnlocking(lock, /*durable=*/true);
   }
 }
 
 Status Volume::CommitLocked(bool durable) {
   if (options_.read_only) return Status::Ok();
+  // A commit being written without mu_ is waited for (it never needs mu_
+  // to finish writing), and what it left is settled first.
+  std::lock_guard io(store_mu_);
+  SettleLocked();
+  if (!poisoned_.ok()) return poisoned_;
   // Data before the metadata that points at it: every write accepted has
   // reached the device before the log write (and before the flush that
   // precedes it in a durable commit).
   QuiesceLocked(0);
   if (!poisoned_.ok()) return poisoned_;
-  // A durable commit also seals unordered ones before it, with an empty
-  // commit if nothing else changed.
-  if (dirty_.empty() && dirent_log_.empty() && deleted_.empty() &&
-      !(durable && store_.unsealed())) {
-    if (!data_unflushed_ || !durable) return Status::Ok();
-    Status s = engine_->Flush();
-    if (s.ok()) data_unflushed_ = false;
-    return s;
-  }
-  // Inodes first (so entries can point at them), entries in the order they
-  // changed, deletions last.
-  std::vector<Record> records;
-  records.reserve(dirty_.size() + dirent_log_.size() + deleted_.size());
-  for (uint64_t ino : dirty_) {
-    if (const Inode* inode = meta_.Find(ino); inode != nullptr) {
-      records.emplace_back(inode->ToRecord());
+  CommitBatch batch = TakeBatchLocked(durable);
+  batch.status = WriteBatch(batch);
+  const Status written = batch.status;
+  written_ = std::move(batch);
+  SettleLocked();
+  return poisoned_.ok() && written.code() != ENOSPC ? written : poisoned_;
+}
+
+Status Volume::CommitUnlocking(std::unique_lock<std::mutex>& lock, bool durable) {
+  if (options_.read_only) return Status::Ok();
+  // One such commit at a time; a close or fsync that waits here is often
+  // covered by the commit it waited for and finds nothing left to write.
+  commit_idle_.wait(lock, [&] { return !committing_; });
+  committing_ = true;
+  std::unique_lock io(store_mu_);  // free: a holder of mu_ has it only while it holds mu_
+  SettleLocked();
+  Status written;
+  if (poisoned_.ok()) {
+    QuiesceLocked(0);  // data before metadata, as in CommitLocked
+    if (poisoned_.ok()) {
+      CommitBatch batch = TakeBatchLocked(durable);
+      // The log is written (and flushed) without mu_: reads, writes and
+      // changes go on, and what they change joins the next commit.
+      lock.unlock();
+      batch.status = WriteBatch(batch);
+      written = batch.status;
+      written_ = std::move(batch);
+      io.unlock();
+      lock.lock();  // mu_ before store_mu_, as everywhere
+      io.lock();
+      SettleLocked();
     }
   }
-  for (auto& snapshot : deleted_snapshots_) records.emplace_back(std::move(snapshot));
-  for (auto& r : dirent_log_) records.push_back(std::move(r));
-  for (uint64_t ino : deleted_) records.emplace_back(InodeDeleteRecord{ino});
+  io.unlock();
+  committing_ = false;
+  commit_idle_.notify_all();
+  return poisoned_.ok() && written.code() != ENOSPC ? written : poisoned_;
+}
 
+Volume::CommitBatch Volume::TakeBatchLocked(bool durable) {
+  CommitBatch b;
+  b.durable = durable;
+  b.next_ino = next_ino_;
+  b.data_written = data_written_;
+  b.free_epoch = allocator_.SealFrees();
+  // Inodes first (so entries can point at them), entries in the order they
+  // changed, deletions last.
+  b.records.reserve(dirty_.size() + dirent_log_.size() + deleted_.size());
+  for (uint64_t ino : dirty_) {
+    if (const Inode* inode = meta_.Find(ino); inode != nullptr) {
+      b.records.emplace_back(inode->ToRecord());
+    }
+  }
+  for (auto& snapshot : deleted_snapshots_) b.records.emplace_back(std::move(snapshot));
+  for (auto& r : dirent_log_) b.records.push_back(std::move(r));
+  for (uint64_t ino : deleted_) b.records.emplace_back(InodeDeleteRecord{ino});
+  // A durable commit also seals unordered ones before it, with an empty
+  // commit if nothing else changed.
+  b.log = !b.records.empty() || (durable && store_.unsealed());
+  b.flush = durable && data_flushed_ != data_written_;
+  ForgetChangesLocked();
+  return b;
+}
+
+Status Volume::WriteBatch(const CommitBatch& b) {
+  if (!b.log) return b.flush ? engine_->Flush() : Status::Ok();
   // Only a durable commit flushes the data first. Without that flush the
   // commit is unordered: enough for a close, whose promise is to survive
-  // the daemon being killed (QuiesceLocked above has the data with the
-  // kernel), while a power cut drops it unless a durable commit came after
-  // it. So closing a written file costs a log write, not a device flush.
-  Status s = store_.Commit(records, next_ino_, /*flush_data_first=*/durable, durable);
-  if (s.code() == ENOSPC) {
-    s = CheckpointLocked();
-    return s;
+  // the daemon being killed (QuiesceLocked before the batch was taken has
+  // the data with the kernel), while a power cut drops it unless a durable
+  // commit came after it. So closing a written file costs a log write, not
+  // a device flush.
+  return store_.Commit(b.records, b.next_ino, /*flush_data_first=*/b.durable, b.durable);
+}
+
+void Volume::SettleLocked() {
+  if (!written_.has_value()) return;
+  CommitBatch b = std::move(*written_);
+  written_.reset();
+  if (b.status.code() == ENOSPC && b.log) {
+    // The log is full and nothing was written: a checkpoint holds the
+    // batch's changes, and everything since.
+    QuiesceLocked(0);
+    (void)CheckpointLocked();
+    return;
   }
-  if (!s.ok()) {
-    poisoned_ = s;
-    return s;
+  if (!b.status.ok()) {
+    // A failed flush alone loses nothing the metadata points at; a failed
+    // log write leaves the volume's state unknown, so it turns read-only.
+    if (b.log) poisoned_ = b.status;
+    return;
   }
-  Committed(durable);
-  if (static_cast<double>(store_.log_used()) >
-      kCheckpointLogFraction * static_cast<double>(store_.log_capacity())) {
-    return CheckpointLocked();
+  if (b.durable) {
+    // What the batch freed is durable now: it may be handed out again.
+    allocator_.CommitFrees(b.free_epoch);
+    data_flushed_ = std::max(data_flushed_, b.data_written);
+  } else if (b.log) {
+    ++data_written_;  // the log write itself waits for the next flush
   }
-  return Status::Ok();
+  if (b.log && static_cast<double>(store_.log_used()) >
+                   kCheckpointLogFraction * static_cast<double>(store_.log_capacity())) {
+    QuiesceLocked(0);
+    (void)CheckpointLocked();
+  }
 }
 
 Status Volume::CheckpointLocked() {
@@ -230,20 +301,18 @@ Status Volume::CheckpointLocked() {
     poisoned_ = s;
     return s;
   }
-  Committed();
+  // Everything is in the checkpoint, written between two flushes.
+  ForgetChangesLocked();
+  allocator_.CommitFrees();
+  data_flushed_ = data_written_;
   return Status::Ok();
 }
 
-void Volume::Committed(bool durable) {
+void Volume::ForgetChangesLocked() {
   dirty_.clear();
   dirent_log_.clear();
   deleted_.clear();
   deleted_snapshots_.clear();
-  // Not flushed: the next durable commit flushes it along.
-  data_unflushed_ = !durable;
-  // What the change freed is durable only after a flush; until then a power
-  // cut could bring its old owner back, so it is not handed out again.
-  if (durable) allocator_.CommitFrees();
 }
 
 void Volume::MarkDirty(uint64_t ino) {
@@ -741,10 +810,10 @@ Status Volume::Persist(uint64_t ino) {
 }
 
 Status Volume::CommitFor(uint64_t ino, std::string_view op, bool durable) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto node = Node(op, ino);
   if (!node.ok()) return node.status();
-  Status s = CommitLocked(durable);
+  Status s = CommitUnlocking(lock, durable);
   if (!s.ok()) return std::move(s).WithOp(op).WithSubject(meta_.PathOf(ino));
   return TakeWriteErrorLocked(ino);
 }
@@ -770,8 +839,8 @@ uint64_t Volume::DataVersion(uint64_t ino) {
 }
 
 Status Volume::Sync() {
-  std::lock_guard lock(mu_);
-  return CommitLocked();
+  std::unique_lock lock(mu_);
+  return CommitUnlocking(lock, /*durable=*/true);
 }
 
 Status Volume::Open(uint64_t ino) {

@@ -405,7 +405,7 @@ std::vector<Segment> Volume::AcceptBlocksLocked(Inode& inode, BlockRange blocks)
     for (const Segment& s : segments)
       inflight_.emplace(ino, BlockRange{s.logical, s.logical + s.count});
   }
-  data_unflushed_ = true;
+  ++data_written_;
   return segments;
 }
 
@@ -839,7 +839,7 @@ Status Volume::ZeroInBlock(uint64_t physical_block, uint32_t from, uint32_t to) 
   std::memset(block + from, 0, to - from);
   NVSWAPFS_RETURN_IF_ERROR(
       engine_->Execute({IoOp::kWrite, physical_block * kBlockSize, block, kBlockSize}));
-  data_unflushed_ = true;
+  ++data_written_;
   return Status::Ok();
 }
 

@@ -140,15 +140,29 @@ bool UnitAllocator::Free(UnitRun run) {
   if (Overlaps(free_, run.first, run.count) || Overlaps(pending_, run.first, run.count)) {
     return false;
   }
+  for (const auto& [epoch, runs] : sealed_) {
+    if (Overlaps(runs, run.first, run.count)) return false;
+  }
   AddCoalesced(&pending_, run.first, run.count);
   pending_count_ += run.count;
   return true;
 }
 
-void UnitAllocator::CommitFrees() {
-  for (const auto& [first, count] : pending_) InsertFree(first, count);
+uint64_t UnitAllocator::SealFrees() {
+  ++epoch_;
+  if (!pending_.empty()) sealed_.emplace(epoch_, std::move(pending_));
   pending_.clear();
-  pending_count_ = 0;
+  return epoch_;
+}
+
+void UnitAllocator::CommitFrees(uint64_t epoch) {
+  while (!sealed_.empty() && sealed_.begin()->first <= epoch) {
+    for (const auto& [first, count] : sealed_.begin()->second) {
+      InsertFree(first, count);
+      pending_count_ -= count;
+    }
+    sealed_.erase(sealed_.begin());
+  }
 }
 
 std::vector<UnitRun> UnitAllocator::FreeRuns() const {

@@ -112,6 +112,37 @@ TEST(UnitAllocatorTest, FreedUnitsStayPendingUntilCommitted) {
   EXPECT_EQ(alloc.Allocate(3, 0), (Runs{{2, 3}}));
 }
 
+TEST(UnitAllocatorTest, ASealedCommitReusesOnlyWhatWasFreedBeforeItsSeal) {
+  UnitAllocator alloc(10);
+  ASSERT_EQ(alloc.Allocate(10), (Runs{{0, 10}}));
+  ASSERT_TRUE(alloc.Free({0, 2}));
+  const uint64_t first = alloc.SealFrees();
+  // Freed while the first commit is being written: not in it.
+  ASSERT_TRUE(alloc.Free({4, 2}));
+  const uint64_t second = alloc.SealFrees();
+  ASSERT_TRUE(alloc.Free({8, 1}));
+  EXPECT_GT(second, first);
+  EXPECT_EQ(alloc.pending_units(), 5u);
+  // A unit pending in any epoch cannot be freed again.
+  EXPECT_FALSE(alloc.Free({1, 1}));
+  EXPECT_FALSE(alloc.Free({5, 2}));
+  EXPECT_FALSE(alloc.Free({8, 1}));
+
+  alloc.CommitFrees(first);
+  EXPECT_EQ(alloc.FreeRuns(), (Runs{{0, 2}}));
+  EXPECT_EQ(alloc.pending_units(), 3u);
+  EXPECT_FALSE(alloc.IsFree(4));
+  alloc.CommitFrees(first);  // again: nothing more
+  EXPECT_EQ(alloc.free_units(), 2u);
+  alloc.CommitFrees(second);
+  EXPECT_EQ(alloc.FreeRuns(), (Runs{{0, 2}, {4, 2}}));
+  EXPECT_FALSE(alloc.IsFree(8));
+  alloc.CommitFrees();  // seals and reuses the rest
+  EXPECT_EQ(alloc.FreeRuns(), (Runs{{0, 2}, {4, 2}, {8, 1}}));
+  EXPECT_EQ(alloc.pending_units(), 0u);
+  EXPECT_EQ(alloc.used_units(), 5u);
+}
+
 TEST(UnitAllocatorTest, CommitFreesCoalescesWithFreeNeighbours) {
   UnitAllocator alloc = WithUsed(30, {{10, 10}});
   ASSERT_TRUE(alloc.Free({10, 4}));

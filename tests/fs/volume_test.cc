@@ -8,6 +8,7 @@
 #include <sys/xattr.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <future>
 #include <mutex>
@@ -25,8 +26,12 @@
 namespace nvswapfs::fs {
 namespace {
 
+using testing::DiffTrees;
+using testing::ExpectFsckClean;
+using testing::ReadTree;
 using testing::Resolve;
 using testing::TestImage;
+using testing::Tree;
 
 std::span<const std::byte> Bytes(const std::string& s) {
   return std::as_bytes(std::span(s));
@@ -288,6 +293,94 @@ TEST_F(VolumeTest, HandedOverWholeBlocksGoToTheDeviceFromWhereTheyAre) {
   volume_ = image_.Open();
   ASSERT_NE(volume_, nullptr);
   EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/handed")), expect);
+}
+
+// A device whose flushes can be held: Hold() makes the next flush wait, in
+// the thread that issued it, until Release().
+class HeldFlushes : public aio::Syscalls {
+ public:
+  int Flush(int fd) override {
+    {
+      std::unique_lock lock(mu_);
+      if (hold_) {
+        hold_ = false;
+        waiting_ = true;
+        changed_.notify_all();
+        changed_.wait(lock, [&] { return released_; });
+        waiting_ = false;
+      }
+    }
+    return Syscalls::Flush(fd);
+  }
+  void Hold() {
+    std::lock_guard lock(mu_);
+    hold_ = true;
+    released_ = false;
+  }
+  // Whether a flush came to the hold within `timeout`.
+  bool WaitHeld(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return changed_.wait_for(lock, timeout, [&] { return waiting_; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  bool hold_ = false;
+  bool waiting_ = false;
+  bool released_ = false;
+};
+
+TEST_F(VolumeTest, AnFsyncWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  HeldFlushes device;
+  volume_ = image_.Open(&device);
+  ASSERT_NE(volume_, nullptr);
+  const std::string first = Pattern(3 << 20, 21);
+  const uint64_t a = MakeFile("a", first);
+  ASSERT_TRUE(volume_->Sync().ok());
+  const uint64_t b = MakeFile("b", Pattern(1 << 20, 22));
+
+  // b's fsync stops at its first flush, holding whatever it holds.
+  device.Hold();
+  auto fsync = std::async(std::launch::async, [&] { return volume_->Fsync(b); });
+  ASSERT_TRUE(device.WaitHeld(std::chrono::seconds(10))) << "the fsync never flushed";
+  // Meanwhile another file is read, a new one made and written, a name
+  // looked up and a file's attributes read.
+  auto others = std::async(std::launch::async, [&] {
+    if (ReadAll(*volume_, a) != first) return std::string("a read back wrong");
+    auto c = volume_->Create(kRootIno, "c", kFile);
+    if (!c.ok()) return c.status().ToString();
+    auto n = volume_->Write(c->ino, 0, Bytes(Pattern(1 << 20, 23)));
+    if (!n.ok()) return n.status().ToString();
+    if (!volume_->Lookup(kRootIno, "a").ok()) return std::string("lookup failed");
+    if (!volume_->GetAttr(b).ok()) return std::string("getattr failed");
+    return std::string();
+  });
+  const bool others_done = others.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  const bool fsync_done = fsync.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
+  device.Release();
+  ASSERT_TRUE(others_done) << "reads and changes waited for another file's fsync";
+  EXPECT_EQ(others.get(), "");
+  EXPECT_FALSE(fsync_done) << "the fsync returned before its flush";
+  const Status s = fsync.get();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+
+  // All of it lasts: b by its fsync, c by the commit after it.
+  ASSERT_TRUE(volume_->Sync().ok());
+  const Tree before = ReadTree(*volume_);
+  Reopen();
+  EXPECT_EQ(DiffTrees(before, ReadTree(*volume_)), "");
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/c")), Pattern(1 << 20, 23));
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  ExpectFsckClean(image_.path());
 }
 
 TEST_F(VolumeTest, WriteBehindFailureIsReportedLaterAndItsBytesReadAsEio) {

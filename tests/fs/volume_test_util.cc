@@ -36,8 +36,7 @@ Status TestImage::Format() {
   return MetadataStore::Format(**engine, *sb, ::getuid(), ::getgid());
 }
 
-Result<std::unique_ptr<Volume>> TestImage::TryOpen(aio::FaultInjector* faults,
-                                                   VolumeOptions options) {
+Result<std::unique_ptr<Volume>> TestImage::TryOpen(aio::Syscalls* faults, VolumeOptions options) {
   auto dev = aio::BlockDevice::Open(path_);
   if (!dev.ok()) return dev.status();
   auto engine = faults != nullptr
@@ -47,7 +46,7 @@ Result<std::unique_ptr<Volume>> TestImage::TryOpen(aio::FaultInjector* faults,
   return Volume::Open(std::move(engine).value(), options);
 }
 
-std::unique_ptr<Volume> TestImage::Open(aio::FaultInjector* faults, VolumeOptions options) {
+std::unique_ptr<Volume> TestImage::Open(aio::Syscalls* faults, VolumeOptions options) {
   auto volume = TryOpen(faults, options);
   EXPECT_TRUE(volume.ok()) << volume.status().ToString();
   return volume.ok() ? std::move(volume).value() : nullptr;

@@ -30,11 +30,11 @@ class TestImage {
   // (Re)formats the image as an empty volume.
   Status Format();
 
-  // Opens a Volume on the image (optionally through `faults`); fails the
-  // test and returns null on error.
-  std::unique_ptr<Volume> Open(aio::FaultInjector* faults = nullptr,
+  // Opens a Volume on the image (optionally through `faults`, usually an
+  // aio::FaultInjector); fails the test and returns null on error.
+  std::unique_ptr<Volume> Open(aio::Syscalls* faults = nullptr,
                                VolumeOptions options = {.commit_interval_s = 0});
-  Result<std::unique_ptr<Volume>> TryOpen(aio::FaultInjector* faults = nullptr,
+  Result<std::unique_ptr<Volume>> TryOpen(aio::Syscalls* faults = nullptr,
                                           VolumeOptions options = {.commit_interval_s = 0});
 
  private:

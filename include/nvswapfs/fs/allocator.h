@@ -4,7 +4,9 @@
 // kept as sorted, coalesced runs. A unit freed by an uncommitted change is
 // "pending": it is not handed out again until CommitFrees() says the change
 // that freed it is durable, so a crash can never leave a surviving file
-// pointing at another file's new data.
+// pointing at another file's new data. A commit that is written while
+// further changes go on seals the frees it covers first (SealFrees), and once
+// it is durable reuses those alone (CommitFrees(epoch)).
 //
 // Not thread-safe; the Volume holds its metadata lock around every call.
 #pragma once
@@ -47,7 +49,12 @@ class UnitAllocator {
   bool Free(UnitRun run);
 
   // The change that freed the pending units is durable: reuse them.
-  void CommitFrees();
+  void CommitFrees() { CommitFrees(SealFrees()); }
+  // Sets the units pending now apart from those freed later; returns the
+  // epoch to pass to CommitFrees once the change that freed them is durable.
+  uint64_t SealFrees();
+  // Reuses the units sealed in `epoch` and before.
+  void CommitFrees(uint64_t epoch);
 
   uint64_t total_units() const { return total_; }
   uint64_t free_units() const { return free_count_; }  // excludes pending
@@ -84,6 +91,8 @@ class UnitAllocator {
   RunMap free_;
   std::set<UnitRun, LargerFirst> free_by_size_;  // the runs of free_, by size
   RunMap pending_;                               // a map, so Free() finds overlaps in O(log n)
+  std::map<uint64_t, RunMap> sealed_;            // epoch -> units pending, sealed in it
+  uint64_t epoch_ = 0;                           // the latest seal
 };
 
 }  // namespace nvswapfs::fs

@@ -260,12 +260,41 @@ class Volume {
          const VolumeOptions& options);
 
   // Everything below requires mu_ unless it says otherwise.
-  // Without `durable`, the commit survives the process being killed but not
+  //
+  // Commits. One takes the change so far from the volume (a CommitBatch)
+  // under mu_, then writes it to the log through store_, which store_mu_
+  // guards; the next commit's batch is written only after it, so the log
+  // keeps the changes in order. Lock order: mu_, then store_mu_; a commit
+  // being written holds store_mu_ alone and never waits for mu_ while it
+  // does. Whoever next holds both settles what it left (SettleLocked).
+  //
+  // Without `durable`, a commit survives the process being killed but not
   // a power cut (no flush after it); space it frees stays pending.
+  struct CommitBatch {
+    std::vector<Record> records;
+    uint64_t next_ino = 0;
+    uint64_t free_epoch = 0;    // the allocator's seal of the frees it covers
+    uint64_t data_written = 0;  // data_written_ when it was taken
+    bool durable = false;
+    bool log = false;    // a log write (else at most a flush)
+    bool flush = false;  // a durable batch with nothing to log: a device flush
+    Status status;       // once written
+  };
+  // Keeps mu_ throughout, waiting for a commit being written without it.
   Status CommitLocked(bool durable = true);
+  // Lets mu_ go while the log is written and flushed, so reads, writes and
+  // other changes go on meanwhile (they join the next commit); one such
+  // commit at a time. `lock` holds mu_, and holds it again on return.
+  Status CommitUnlocking(std::unique_lock<std::mutex>& lock, bool durable);
+  // After QuiesceLocked; requires store_mu_ too. Forgets the changes taken.
+  CommitBatch TakeBatchLocked(bool durable);
+  // Requires store_mu_ (not mu_).
+  Status WriteBatch(const CommitBatch& batch);
+  // The effects of a written batch, once: requires store_mu_ too.
+  void SettleLocked();
+  // Requires store_mu_ too.
   Status CheckpointLocked();
-  // Forgets the change that just became durable.
-  void Committed(bool durable = true);
+  void ForgetChangesLocked();
   void MarkDirty(uint64_t ino);
   void LogDirent(Record record);
   Attr AttrOf(const Inode& inode) const;
@@ -390,7 +419,10 @@ class Volume {
   std::set<uint64_t> dirty_;
   std::vector<Record> dirent_log_;
   std::set<uint64_t> deleted_;
-  bool data_unflushed_ = false;                 // data written since the last device flush
+  // Data (and unordered log writes) counted as they go to the device, and
+  // the count the latest device flush covered.
+  uint64_t data_written_ = 0;
+  uint64_t data_flushed_ = 0;
   std::vector<InodeRecord> deleted_snapshots_;  // deleted inodes changed in this commit
   // Open handles plus data transfers in flight, per inode: a pinned inode
   // whose last link goes stays until it is unpinned.
@@ -416,6 +448,12 @@ class Volume {
   std::condition_variable inflight_done_;
   std::unordered_multimap<uint64_t, BlockRange> inflight_;
   std::vector<WriteFailure> failures_;
+
+  // Commits (see CommitBatch): store_ and written_ are guarded by store_mu_.
+  std::mutex store_mu_;
+  std::optional<CommitBatch> written_;  // written, not settled yet
+  bool committing_ = false;             // guarded by mu_: a CommitUnlocking runs
+  std::condition_variable commit_idle_;
 
   std::condition_variable commit_wake_;
   bool stop_commit_thread_ = false;
