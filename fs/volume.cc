@@ -159,10 +159,10 @@ Status Volume::Close() {
   QuiesceLocked(0);
   closed_ = true;
   if (options_.read_only) return Status::Ok();
-  std::lock_guard io(store_mu_);
-  SettleLocked();
   if (!poisoned_.ok()) return poisoned_;
-  // A checkpoint holds everything, so the next open replays no log.
+  // Nothing is left to settle: every commit settles its own before it is
+  // idle. A checkpoint holds everything, so the next open replays no log.
+  std::lock_guard io(store_mu_);
   return CheckpointLocked();
 }
 
@@ -177,53 +177,50 @@ void Volume::CommitLoop() {
 }
 
 Status Volume::CommitLocked(bool durable) {
-  if (options_.read_only) return Status::Ok();
-  // A commit being written without mu_ is waited for (it never needs mu_
-  // to finish writing), and what it left is settled first.
-  std::lock_guard io(store_mu_);
-  SettleLocked();
-  if (!poisoned_.ok()) return poisoned_;
-  // Data before the metadata that points at it: every write accepted has
-  // reached the device before the log write (and before the flush that
-  // precedes it in a durable commit).
-  QuiesceLocked(0);
-  if (!poisoned_.ok()) return poisoned_;
-  CommitBatch batch = TakeBatchLocked(durable);
-  batch.status = WriteBatch(batch);
-  const Status written = batch.status;
-  written_ = std::move(batch);
-  SettleLocked();
-  return poisoned_.ok() && written.code() != ENOSPC ? written : poisoned_;
+  return Commit(durable, nullptr);
 }
 
 Status Volume::CommitUnlocking(std::unique_lock<std::mutex>& lock, bool durable) {
+  return Commit(durable, &lock);
+}
+
+Status Volume::Commit(bool durable, std::unique_lock<std::mutex>* release) {
   if (options_.read_only) return Status::Ok();
-  // One such commit at a time; a close or fsync that waits here is often
-  // covered by the commit it waited for and finds nothing left to write.
-  commit_idle_.wait(lock, [&] { return !committing_; });
-  committing_ = true;
-  std::unique_lock io(store_mu_);  // free: a holder of mu_ has it only while it holds mu_
+  if (release != nullptr) {
+    // One commit without mu_ at a time; a close or fsync that waits here is
+    // often covered by the commit it waited for and finds nothing to write.
+    commit_idle_.wait(*release, [&] { return !committing_; });
+    committing_ = true;
+  }
+  // Free unless a commit is being written without mu_: that one never needs
+  // mu_ to finish writing, and what it left is settled first.
+  std::unique_lock io(store_mu_);
   SettleLocked();
+  // Data before the metadata that points at it: every write accepted has
+  // reached the device before the log write (and before the flush that
+  // precedes it in a durable commit).
+  if (poisoned_.ok()) QuiesceLocked(0);
   Status written;
   if (poisoned_.ok()) {
-    QuiesceLocked(0);  // data before metadata, as in CommitLocked
-    if (poisoned_.ok()) {
-      CommitBatch batch = TakeBatchLocked(durable);
-      // The log is written (and flushed) without mu_: reads, writes and
-      // changes go on, and what they change joins the next commit.
-      lock.unlock();
-      batch.status = WriteBatch(batch);
-      written = batch.status;
-      written_ = std::move(batch);
+    CommitBatch batch = TakeBatchLocked(durable);
+    // Without mu_, reads, writes and changes go on while the log is written
+    // (and flushed), and what they change joins the next commit.
+    if (release != nullptr) release->unlock();
+    batch.status = WriteBatch(batch);
+    written = batch.status;
+    written_ = std::move(batch);
+    if (release != nullptr) {
       io.unlock();
-      lock.lock();  // mu_ before store_mu_, as everywhere
+      release->lock();  // mu_ before store_mu_, as everywhere
       io.lock();
-      SettleLocked();
     }
+    SettleLocked();
   }
   io.unlock();
-  committing_ = false;
-  commit_idle_.notify_all();
+  if (release != nullptr) {
+    committing_ = false;
+    commit_idle_.notify_all();
+  }
   return poisoned_.ok() && written.code() != ENOSPC ? written : poisoned_;
 }
 

@@ -286,6 +286,9 @@ class Volume {
   // other changes go on meanwhile (they join the next commit); one such
   // commit at a time. `lock` holds mu_, and holds it again on return.
   Status CommitUnlocking(std::unique_lock<std::mutex>& lock, bool durable);
+  // Both of the above: `release` (holding mu_) is let go around the write,
+  // or null to keep mu_.
+  Status Commit(bool durable, std::unique_lock<std::mutex>* release);
   // After QuiesceLocked; requires store_mu_ too. Forgets the changes taken.
   CommitBatch TakeBatchLocked(bool durable);
   // Requires store_mu_ (not mu_).
