@@ -2161,20 +2161,19 @@ class Compare:
             say("|---|" + "---:|" * len(columns))
             for op in ("write", "read"):
                 for key, case in r["clients"].items():
-                    row = {c["what"].replace("flushed ", ""): c for c in clients
-                           if c["case"] == key and c["op"] == op}
+                    row = {c["what"]: c for c in clients if c["case"] == key and c["op"] == op}
                     if not row:
                         continue
                     cells = []
                     for what, _ in columns:
                         c = row.get(what)
                         cell = "" if c is None else target_verdict(c, need=what == "÷limit")
-                        if c is not None and c["what"] == "÷flushed limit":
+                        if c is not None and c.get("flushed"):
                             cell = "† " + cell
                         cells.append(cell)
                     say(f"| {case_label(case, op)} | " + " | ".join(cells) + " |")
             say("")
-            if any(c["what"] == "÷flushed limit" for c in clients):
+            if any(c.get("flushed") for c in clients):
                 say("† ÷ the flushed limit: a write that ends in a flush, against the limit's "
                     "write ending in one (end_fsync=1).")
                 say("")
@@ -2182,7 +2181,7 @@ class Compare:
             if c not in clients:
                 where = f", {r['shm']['cases'][c['case']]['labels'][c['op']]} ({c['op']})" \
                     if "case" in c else ""
-                bound = "at most" if c["unit"] in ("MiB", "ms") else "at least"
+                bound = "at most" if c["most"] else "at least"
                 need = f"{c['need']:g}" + ("" if c["unit"] == "x" else f" {c['unit']}")
                 say(f"- {c['what']}{where}: {target_verdict(c)} ({bound} {need})")
         short = [c for c in checks if not c["met"]]
@@ -2374,18 +2373,23 @@ def writes_and_flush(result):
 
 def check_targets(r):
     """Each performance target that run `r` measured, as a dict: what, case and op (client
-    cases), value, need, unit ("x" for a ratio, else the figure's unit; "max" for a ceiling),
-    met, and for a ratio missed, null's ratio where null ran: a FUSE daemon that keeps nothing
-    missing it too shows the target out of reach for any FUSE daemon in this run."""
+    cases), value, need, most (need is a ceiling, not a floor), unit ("x" for a ratio, else the
+    figure's unit), met, flushed (a ÷limit check of a write ending in a flush, divided by the
+    flushed limit), and for a ratio missed, null's ratio where null ran: a FUSE daemon that
+    keeps nothing missing it too shows the target out of reach for any FUSE daemon in this
+    run."""
     checks = []
 
-    def add(what, value, need, unit="x", most=False, case=None, op=None, null=None):
+    def add(what, value, need, unit="x", most=False, case=None, op=None, null=None,
+            flushed=False):
         if value is None:
             return
         met = value <= need if most else value >= need
-        c = {"what": what, "value": value, "need": need, "unit": unit, "met": met}
+        c = {"what": what, "value": value, "need": need, "most": most, "unit": unit, "met": met}
         if case:
             c.update(case=case, op=op)
+        if flushed:
+            c["flushed"] = True
         if not met and null is not None:
             c["null"] = null
             c["out_of_reach"] = null < need
@@ -2402,8 +2406,8 @@ def check_targets(r):
                 # A write ending in a flush against the limit's write ending in one.
                 by_flushed = op == "write" and key in FLUSHED_WRITES and flushed
                 reference = flushed if by_flushed else lim.get(op, {}).get("MBps")
-                add("÷flushed limit" if by_flushed else "÷limit", ratio(rate, reference),
-                    LIMIT_TARGETS[key, op], case=key, op=op, null=ratio(null_rate, reference))
+                add("÷limit", ratio(rate, reference), LIMIT_TARGETS[key, op], case=key, op=op,
+                    null=ratio(null_rate, reference), flushed=bool(by_flushed))
             for ref, need in (("local", LOCAL_TARGET), ("fuse2fs", FUSE2FS_TARGET)):
                 other = case.get(ref, {}).get(op, {}).get("MBps")
                 add(f"÷{ref}", ratio(rate, other), need, case=key, op=op,
