@@ -437,8 +437,14 @@ Status MetadataStore::Commit(const std::vector<Record>& records, uint64_t next_i
 
 Status MetadataStore::Checkpoint(const Metadata& metadata, uint64_t next_ino) {
   std::vector<std::byte> body;
+  const uint32_t record_count = metadata.EncodeCheckpoint(&body);
+  return WriteCheckpoint(body, record_count, next_ino);
+}
+
+Status MetadataStore::WriteCheckpoint(std::span<const std::byte> body, uint32_t record_count,
+                                      uint64_t next_ino) {
   CheckpointHeader header;
-  header.record_count = metadata.EncodeCheckpoint(&body);
+  header.record_count = record_count;
   header.uuid = sb_.uuid;
   header.generation = generation_ + 1;
   // Strictly past every commit already in the log, so none of them can be

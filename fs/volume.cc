@@ -245,12 +245,23 @@ Volume::CommitBatch Volume::TakeBatchLocked(bool durable) {
   // commit if nothing else changed.
   b.log = !b.records.empty() || (durable && store_.unsealed());
   b.flush = durable && data_flushed_ != data_written_;
+  if (b.log && static_cast<double>(store_.log_used()) >
+                   kCheckpointLogFraction * static_cast<double>(store_.log_capacity())) {
+    // The namespace as it is now holds every change the records would
+    // have logged, and everything the log holds already.
+    b.records.clear();
+    b.is_checkpoint = true;
+    b.durable = true;
+    b.checkpoint_records = meta_.EncodeCheckpoint(&b.checkpoint);
+  }
   ForgetChangesLocked();
   return b;
 }
 
 Status Volume::WriteBatch(const CommitBatch& b) {
   if (!b.log) return b.flush ? engine_->Flush() : Status::Ok();
+  if (b.is_checkpoint)
+    return store_.WriteCheckpoint(b.checkpoint, b.checkpoint_records, b.next_ino);
   // Only a durable commit flushes the data first. Without that flush the
   // commit is unordered: enough for a close, whose promise is to survive
   // the daemon being killed (QuiesceLocked before the batch was taken has
@@ -264,7 +275,7 @@ void Volume::SettleLocked() {
   if (!written_.has_value()) return;
   CommitBatch b = std::move(*written_);
   written_.reset();
-  if (b.status.code() == ENOSPC && b.log) {
+  if (b.status.code() == ENOSPC && b.log && !b.is_checkpoint) {
     // The log is full and nothing was written: a checkpoint holds the
     // batch's changes, and everything since.
     QuiesceLocked(0);
@@ -273,7 +284,8 @@ void Volume::SettleLocked() {
   }
   if (!b.status.ok()) {
     // A failed flush alone loses nothing the metadata points at; a failed
-    // log write leaves the volume's state unknown, so it turns read-only.
+    // log or checkpoint write leaves the volume's state unknown, so it
+    // turns read-only.
     if (b.log) poisoned_ = b.status;
     return;
   }
@@ -283,11 +295,6 @@ void Volume::SettleLocked() {
     data_flushed_ = std::max(data_flushed_, b.data_written);
   } else if (b.log) {
     ++data_written_;  // the log write itself waits for the next flush
-  }
-  if (b.log && static_cast<double>(store_.log_used()) >
-                   kCheckpointLogFraction * static_cast<double>(store_.log_capacity())) {
-    QuiesceLocked(0);
-    (void)CheckpointLocked();
   }
 }
 

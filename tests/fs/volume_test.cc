@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -296,9 +297,38 @@ TEST_F(VolumeTest, HandedOverWholeBlocksGoToTheDeviceFromWhereTheyAre) {
 }
 
 // A device whose flushes can be held: Hold() makes the next flush wait, in
-// the thread that issued it, until Release().
+// the thread that issued it, until Release(). Everything goes on to `inner`.
 class HeldFlushes : public aio::Syscalls {
  public:
+  explicit HeldFlushes(aio::Syscalls& inner = aio::Syscalls::System()) : inner_(inner) {}
+  int Setup(unsigned max_events, io_context_t* ctx) override {
+    return inner_.Setup(max_events, ctx);
+  }
+  int Destroy(io_context_t ctx) override { return inner_.Destroy(ctx); }
+  int GetEvents(io_context_t ctx, long min_nr, long nr, struct io_event* events,
+                struct timespec* timeout) override {
+    return inner_.GetEvents(ctx, min_nr, nr, events, timeout);
+  }
+  ssize_t Pread(int fd, void* buf, size_t count, off_t offset) override {
+    return inner_.Pread(fd, buf, count, offset);
+  }
+  ssize_t Pwrite(int fd, const void* buf, size_t count, off_t offset) override {
+    return inner_.Pwrite(fd, buf, count, offset);
+  }
+  int Submit(io_context_t ctx, long n, struct iocb** iocbs) override {
+    {
+      std::lock_guard lock(mu_);
+      for (long i = 0; i < n; ++i) {
+        const auto offset = static_cast<uint64_t>(iocbs[i]->u.c.offset);
+        if (iocbs[i]->aio_lio_opcode == IO_CMD_PWRITE && offset >= watch_begin_ &&
+            offset < watch_end_) {
+          hold_ = true;
+          watch_end_ = 0;
+        }
+      }
+    }
+    return inner_.Submit(ctx, n, iocbs);
+  }
   int Flush(int fd) override {
     {
       std::unique_lock lock(mu_);
@@ -310,11 +340,18 @@ class HeldFlushes : public aio::Syscalls {
         waiting_ = false;
       }
     }
-    return Syscalls::Flush(fd);
+    return inner_.Flush(fd);
   }
   void Hold() {
     std::lock_guard lock(mu_);
     hold_ = true;
+    released_ = false;
+  }
+  // Holds the first flush after a write that starts in [begin, end).
+  void HoldAfterWriteIn(uint64_t begin, uint64_t end) {
+    std::lock_guard lock(mu_);
+    watch_begin_ = begin;
+    watch_end_ = end;
     released_ = false;
   }
   // Whether a flush came to the hold within `timeout`.
@@ -329,12 +366,28 @@ class HeldFlushes : public aio::Syscalls {
   }
 
  private:
+  aio::Syscalls& inner_;
   std::mutex mu_;
   std::condition_variable changed_;
   bool hold_ = false;
   bool waiting_ = false;
   bool released_ = false;
+  uint64_t watch_begin_ = 0, watch_end_ = 0;
 };
+
+// What reading `file`, creating and writing `new_name`, looking it up and
+// getting `busy`'s attributes return, or "" when they all succeed.
+std::string ReadAndChange(Volume& v, uint64_t file, const std::string& content,
+                          const std::string& new_name, uint64_t busy) {
+  if (ReadAll(v, file) != content) return "a read back wrong";
+  auto c = v.Create(kRootIno, new_name, kFile);
+  if (!c.ok()) return c.status().ToString();
+  auto n = v.Write(c->ino, 0, Bytes(Pattern(1 << 20, 23)));
+  if (!n.ok()) return n.status().ToString();
+  if (!v.Lookup(kRootIno, new_name).ok()) return "lookup failed";
+  if (!v.GetAttr(busy).ok()) return "getattr failed";
+  return "";
+}
 
 TEST_F(VolumeTest, AnFsyncWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
   ASSERT_TRUE(volume_->Close().ok());
@@ -353,16 +406,8 @@ TEST_F(VolumeTest, AnFsyncWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
   ASSERT_TRUE(device.WaitHeld(std::chrono::seconds(10))) << "the fsync never flushed";
   // Meanwhile another file is read, a new one made and written, a name
   // looked up and a file's attributes read.
-  auto others = std::async(std::launch::async, [&] {
-    if (ReadAll(*volume_, a) != first) return std::string("a read back wrong");
-    auto c = volume_->Create(kRootIno, "c", kFile);
-    if (!c.ok()) return c.status().ToString();
-    auto n = volume_->Write(c->ino, 0, Bytes(Pattern(1 << 20, 23)));
-    if (!n.ok()) return n.status().ToString();
-    if (!volume_->Lookup(kRootIno, "a").ok()) return std::string("lookup failed");
-    if (!volume_->GetAttr(b).ok()) return std::string("getattr failed");
-    return std::string();
-  });
+  auto others =
+      std::async(std::launch::async, [&] { return ReadAndChange(*volume_, a, first, "c", b); });
   const bool others_done = others.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
   const bool fsync_done = fsync.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
   device.Release();
@@ -378,6 +423,70 @@ TEST_F(VolumeTest, AnFsyncWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
   Reopen();
   EXPECT_EQ(DiffTrees(before, ReadTree(*volume_)), "");
   EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/c")), Pattern(1 << 20, 23));
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  ExpectFsckClean(image_.path());
+}
+
+TEST_F(VolumeTest, ACheckpointWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  aio::FaultInjector power(5);  // to cut the power at the end
+  HeldFlushes device(power);
+  volume_ = image_.Open(&device);
+  ASSERT_NE(volume_, nullptr);
+  const std::string first = Pattern(3 << 20, 31);
+  const uint64_t a = MakeFile("a", first);
+  ASSERT_TRUE(volume_->Sync().ok());
+
+  // Empty files, each fsync'd, until the log is half full and a commit
+  // writes a checkpoint instead: it stops at the flush after its write to
+  // a checkpoint slot.
+  const Superblock sb = volume_->superblock();
+  device.HoldAfterWriteIn(std::min(sb.ckpt_offset[0], sb.ckpt_offset[1]), sb.log_offset);
+  std::atomic<bool> stop = false;
+  auto fsyncs = std::async(std::launch::async, [&]() -> Status {
+    for (int i = 0; !stop; ++i) {
+      auto f = volume_->Create(kRootIno, "small" + std::to_string(i), kFile);
+      if (!f.ok()) return f.status();
+      NVSWAPFS_RETURN_IF_ERROR(volume_->Fsync(f->ino));
+    }
+    return Status::Ok();
+  });
+  bool held = false;
+  for (int i = 0; i < 600 && !held; ++i) {
+    held = device.WaitHeld(std::chrono::milliseconds(100));
+    if (fsyncs.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) break;
+  }
+  stop = true;
+  std::string others_said = "never ran";
+  bool others_done = false;
+  bool fsync_done = true;
+  if (held) {
+    auto others = std::async(std::launch::async,
+                             [&] { return ReadAndChange(*volume_, a, first, "after", a); });
+    others_done = others.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    fsync_done = fsyncs.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
+    device.Release();
+    others_said = others.get();
+  }
+  const Status s = fsyncs.get();
+  ASSERT_TRUE(held) << "no checkpoint was written: " << s.ToString();
+  ASSERT_TRUE(others_done) << "reads and changes waited for a checkpoint";
+  EXPECT_EQ(others_said, "");
+  EXPECT_FALSE(fsync_done) << "the fsync returned before its checkpoint was flushed";
+  ASSERT_TRUE(s.ok()) << s.ToString();
+
+  // The checkpoint and the changes made while it was written both last,
+  // without a closing checkpoint to fold the log after it away.
+  ASSERT_TRUE(volume_->Sync().ok());
+  const Tree before = ReadTree(*volume_);
+  ASSERT_TRUE(power.CrashNow().ok());
+  volume_.reset();
+  volume_ = image_.Open();
+  ASSERT_NE(volume_, nullptr);
+  EXPECT_EQ(DiffTrees(before, ReadTree(*volume_)), "");
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/after")), Pattern(1 << 20, 23));
   ASSERT_TRUE(volume_->Close().ok());
   volume_.reset();
   ExpectFsckClean(image_.path());

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,9 @@ class MetadataStore {
   // Writes `metadata` as a checkpoint to the other slot, flushes, and starts
   // an empty log after it. ENOSPC when it does not fit in a slot.
   Status Checkpoint(const Metadata& metadata, uint64_t next_ino);
+  // The same, from a body already encoded (Metadata::EncodeCheckpoint), so
+  // that the encoding can be taken under a lock and written outside it.
+  Status WriteCheckpoint(std::span<const std::byte> body, uint32_t record_count, uint64_t next_ino);
 
   // Makes the next checkpoint start the log past `sequence`, so that no
   // commit left in the log can be taken for one that follows it.

@@ -269,9 +269,15 @@ class Volume {
   // does. Whoever next holds both settles what it left (SettleLocked).
   //
   // Without `durable`, a commit survives the process being killed but not
-  // a power cut (no flush after it); space it frees stays pending.
+  // a power cut (no flush after it); space it frees stays pending. Once
+  // the log is half full, the next commit that has something to log is a
+  // checkpoint instead: the whole namespace, encoded under mu_ and written
+  // like any other batch, after which the log starts empty.
   struct CommitBatch {
     std::vector<Record> records;
+    std::vector<std::byte> checkpoint;  // a checkpoint's encoded body
+    uint32_t checkpoint_records = 0;    // ... and how many records it holds
+    bool is_checkpoint = false;
     uint64_t next_ino = 0;
     uint64_t free_epoch = 0;    // the allocator's seal of the frees it covers
     uint64_t data_written = 0;  // data_written_ when it was taken
