@@ -164,6 +164,16 @@ if wanted - seen:
 for c in checks:
     if c["met"] != (c["value"] <= c["need"] if c["most"] else c["value"] >= c["need"]):
         problems.append(f"against_targets: a wrong verdict {c!r}")
+    # Above the limit only when missed, and only when the rate it needed (the
+    # reference's times the ratio) is more than the fastest fio of the case.
+    if "above_limit" in c:
+        a, case = c["above_limit"], r["clients"].get(c.get("case"), {})
+        ref = case.get(c["what"][1:], {}).get(c.get("op"), {}).get("MBps")
+        fio = [r["limit"][c["op"]]["MBps"],
+               case["nvswapfs"].get("limit_beside", {}).get(c["op"], {}).get("MBps", 0)]
+        if (c["met"] or not ref or abs(a["need_MBps"] - c["need"] * ref) > 1e-6 * ref
+                or a["limit_MBps"] != max(fio) or a["need_MBps"] <= a["limit_MBps"]):
+            problems.append(f"against_targets: a wrong above_limit {c!r}")
 assert not problems, "missing or non-positive results:\n  " + "\n  ".join(problems)
 print("compare smoke test: every case present, all rates positive, every target checked")
 PY

@@ -2186,11 +2186,15 @@ class Compare:
                 say(f"- {c['what']}{where}: {target_verdict(c)} ({bound} {need})")
         short = [c for c in checks if not c["met"]]
         out = [c for c in short if c.get("out_of_reach")]
+        above = [c for c in short if "above_limit" in c and not c.get("out_of_reach")]
+        rest = len(short) - len(out) - len(above)
         say("")
         say(f"Met: {len(checks) - len(short)} of {len(checks)}. "
             + (f"Short, out of reach for any FUSE daemon in this run (null, keeping nothing, "
                f"short too): {len(out)}. " if out else "")
-            + (f"Short otherwise: {len(short) - len(out)}." if len(short) > len(out) else ""))
+            + (f"Short, needing more than fio moved on this storage in this run: "
+               f"{len(above)}. " if above else "")
+            + (f"Short otherwise: {rest}." if rest else ""))
         say("")
 
     @staticmethod
@@ -2377,11 +2381,13 @@ def check_targets(r):
     figure's unit), met, flushed (a ÷limit check of a write ending in a flush, divided by the
     flushed limit), and for a ratio missed, null's ratio where null ran: a FUSE daemon that
     keeps nothing missing it too shows the target out of reach for any FUSE daemon in this
-    run."""
+    run. A ratio to local or fuse2fs missed also carries above_limit when the rate it needed
+    (need_MBps) is more than fio read or wrote in this run (limit_MBps: the limit, or its run
+    right before the case, whichever was faster)."""
     checks = []
 
     def add(what, value, need, unit="x", most=False, case=None, op=None, null=None,
-            flushed=False):
+            flushed=False, reference=None, device=None):
         if value is None:
             return
         met = value <= need if most else value >= need
@@ -2393,6 +2399,8 @@ def check_targets(r):
         if not met and null is not None:
             c["null"] = null
             c["out_of_reach"] = null < need
+        if not met and reference and device and need * reference > device:
+            c["above_limit"] = {"need_MBps": need * reference, "limit_MBps": device}
         checks.append(c)
 
     lim = r.get("limit", {})
@@ -2408,10 +2416,13 @@ def check_targets(r):
                 reference = flushed if by_flushed else lim.get(op, {}).get("MBps")
                 add("÷limit", ratio(rate, reference), LIMIT_TARGETS[key, op], case=key, op=op,
                     null=ratio(null_rate, reference), flushed=bool(by_flushed))
+            # The fastest fio moved the data in this run, for this case.
+            fio = [lim.get(op, {}).get("MBps"), nv.get("limit_beside", {}).get(op, {}).get("MBps")]
+            device = max((x for x in fio if x), default=None)
             for ref, need in (("local", LOCAL_TARGET), ("fuse2fs", FUSE2FS_TARGET)):
                 other = case.get(ref, {}).get(op, {}).get("MBps")
                 add(f"÷{ref}", ratio(rate, other), need, case=key, op=op,
-                    null=ratio(null_rate, other))
+                    null=ratio(null_rate, other), reference=other, device=device)
     for key, case in r.get("shm", {}).get("cases", {}).items():
         for op in ("write", "read"):
             add("on /dev/shm", case.get("nvswapfs", {}).get(op, {}).get("MBps"),
@@ -2431,7 +2442,8 @@ def check_targets(r):
 
 def target_verdict(c, need=False):
     """A check's value and how it stands: "1.07", "0.57 **short**", "0.57 **short** (null
-    0.66, out of reach)"; with `need`, the least it needed after the value ("1.07 ≥0.9")."""
+    0.66, out of reach)", "2.30 **short** (null 8.88; needs 2470 MB/s, fio read 2007)"; with
+    `need`, the least it needed after the value ("1.07 ≥0.9")."""
     text = fmt_ratio(c["value"]) if c["unit"] == "x" else \
         f"{fmt_rate(c['value'])} {c['unit']}"
     if need:
@@ -2439,8 +2451,16 @@ def target_verdict(c, need=False):
     if c["met"]:
         return text
     text += " **short**"
+    notes = []
     if "null" in c:
-        text += f" (null {fmt_ratio(c['null'])}{', out of reach' if c['out_of_reach'] else ''})"
+        notes.append(f"null {fmt_ratio(c['null'])}{', out of reach' if c['out_of_reach'] else ''}")
+    if "above_limit" in c:
+        a = c["above_limit"]
+        moved = "read" if c.get("op") == "read" else "wrote"
+        notes.append(f"needs {fmt_rate(a['need_MBps'])} MB/s, fio {moved} "
+                     f"{fmt_rate(a['limit_MBps'])}")
+    if notes:
+        text += f" ({'; '.join(notes)})"
     return text
 
 
