@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <random>
@@ -316,17 +317,19 @@ class HeldFlushes : public aio::Syscalls {
     return inner_.Pwrite(fd, buf, count, offset);
   }
   int Submit(io_context_t ctx, long n, struct iocb** iocbs) override {
+    std::function<void()> then;
     {
       std::lock_guard lock(mu_);
       for (long i = 0; i < n; ++i) {
         const auto offset = static_cast<uint64_t>(iocbs[i]->u.c.offset);
         if (iocbs[i]->aio_lio_opcode == IO_CMD_PWRITE && offset >= watch_begin_ &&
             offset < watch_end_) {
-          hold_ = true;
+          then = std::move(then_);
           watch_end_ = 0;
         }
       }
     }
+    if (then) then();
     return inner_.Submit(ctx, n, iocbs);
   }
   int Flush(int fd) override {
@@ -347,12 +350,24 @@ class HeldFlushes : public aio::Syscalls {
     hold_ = true;
     released_ = false;
   }
-  // Holds the first flush after a write that starts in [begin, end).
-  void HoldAfterWriteIn(uint64_t begin, uint64_t end) {
+  // Calls `then` when the first write that starts in [begin, end) is
+  // submitted, before it goes on.
+  void WhenWriteIn(uint64_t begin, uint64_t end, std::function<void()> then) {
     std::lock_guard lock(mu_);
     watch_begin_ = begin;
     watch_end_ = end;
-    released_ = false;
+    then_ = std::move(then);
+  }
+  // Holds the first flush after a write that starts in [begin, end).
+  void HoldAfterWriteIn(uint64_t begin, uint64_t end) {
+    {
+      std::lock_guard lock(mu_);
+      released_ = false;
+    }
+    WhenWriteIn(begin, end, [this] {
+      std::lock_guard lock(mu_);
+      hold_ = true;
+    });
   }
   // Whether a flush came to the hold within `timeout`.
   bool WaitHeld(std::chrono::milliseconds timeout) {
@@ -373,6 +388,7 @@ class HeldFlushes : public aio::Syscalls {
   bool waiting_ = false;
   bool released_ = false;
   uint64_t watch_begin_ = 0, watch_end_ = 0;
+  std::function<void()> then_;
 };
 
 // What reading `file`, creating and writing `new_name`, looking it up and
@@ -487,6 +503,55 @@ TEST_F(VolumeTest, ACheckpointWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
   ASSERT_NE(volume_, nullptr);
   EXPECT_EQ(DiffTrees(before, ReadTree(*volume_)), "");
   EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/after")), Pattern(1 << 20, 23));
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  ExpectFsckClean(image_.path());
+}
+
+TEST_F(VolumeTest, AFailedCheckpointTurnsTheVolumeReadOnlyAndLosesNothingSynced) {
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  aio::FaultInjector faults(7);
+  HeldFlushes device(faults);
+  volume_ = image_.Open(&device);
+  ASSERT_NE(volume_, nullptr);
+  const std::string kept = Pattern(1 << 20, 41);
+  const uint64_t a = MakeFile("kept", kept);
+  ASSERT_TRUE(volume_->Sync().ok());
+
+  // Empty files, each fsync'd, until the log is half full and a commit
+  // writes a checkpoint: the flush after its write to the slot fails.
+  const Superblock sb = volume_->superblock();
+  device.WhenWriteIn(std::min(sb.ckpt_offset[0], sb.ckpt_offset[1]), sb.log_offset,
+                     [&] { faults.FailNth(aio::FaultOp::kFlush, 1); });
+  std::vector<std::string> synced;
+  Status failed;
+  for (int i = 0; i < 5000 && failed.ok(); ++i) {
+    const std::string name = "small" + std::to_string(i);
+    auto f = volume_->Create(kRootIno, name, kFile);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    failed = volume_->Fsync(f->ino);
+    if (failed.ok()) synced.push_back(name);
+  }
+  ASSERT_EQ(failed.code(), EIO) << "no checkpoint failed: " << failed.ToString();
+  EXPECT_GT(synced.size(), 100u);
+
+  // From then on the volume refuses changes, saying why, and still reads.
+  const Status change = volume_->Create(kRootIno, "after", kFile).status();
+  EXPECT_EQ(change.code(), EROFS) << change.ToString();
+  EXPECT_NE(change.ToString().find("read-only after a failed commit"), std::string::npos)
+      << change.ToString();
+  EXPECT_EQ(volume_->Fsync(a).code(), EIO);
+  EXPECT_EQ(ReadAll(*volume_, a), kept);
+  EXPECT_EQ(volume_->Close().code(), EIO);
+  volume_.reset();
+
+  // Whatever was synced before the failure is there, and nothing after it.
+  volume_ = image_.Open();
+  ASSERT_NE(volume_, nullptr);
+  EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/kept")), kept);
+  for (const std::string& name : synced) EXPECT_NE(Resolve(*volume_, "/" + name), 0u) << name;
+  EXPECT_EQ(Resolve(*volume_, "/after"), 0u);
   ASSERT_TRUE(volume_->Close().ok());
   volume_.reset();
   ExpectFsckClean(image_.path());
