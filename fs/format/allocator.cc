@@ -137,11 +137,11 @@ std::vector<UnitRun> UnitAllocator::Allocate(uint64_t count, uint64_t goal) {
 
 bool UnitAllocator::Free(UnitRun run) {
   if (!InRange(run)) return false;
-  if (Overlaps(free_, run.first, run.count) || Overlaps(pending_, run.first, run.count)) {
+  // Runs of different epochs never overlap, so one map of them all finds an
+  // overlap in O(log n) however many commits are in flight or unflushed.
+  if (Overlaps(free_, run.first, run.count) || Overlaps(pending_, run.first, run.count) ||
+      Overlaps(sealed_runs_, run.first, run.count)) {
     return false;
-  }
-  for (const auto& [epoch, runs] : sealed_) {
-    if (Overlaps(runs, run.first, run.count)) return false;
   }
   AddCoalesced(&pending_, run.first, run.count);
   pending_count_ += run.count;
@@ -150,7 +150,10 @@ bool UnitAllocator::Free(UnitRun run) {
 
 uint64_t UnitAllocator::SealFrees() {
   ++epoch_;
-  if (!pending_.empty()) sealed_.emplace(epoch_, std::move(pending_));
+  if (!pending_.empty()) {
+    sealed_runs_.insert(pending_.begin(), pending_.end());
+    sealed_.emplace(epoch_, std::move(pending_));
+  }
   pending_.clear();
   return epoch_;
 }
@@ -160,6 +163,7 @@ void UnitAllocator::CommitFrees(uint64_t epoch) {
     for (const auto& [first, count] : sealed_.begin()->second) {
       InsertFree(first, count);
       pending_count_ -= count;
+      sealed_runs_.erase(first);
     }
     sealed_.erase(sealed_.begin());
   }

@@ -141,6 +141,15 @@ TEST(UnitAllocatorTest, ASealedCommitReusesOnlyWhatWasFreedBeforeItsSeal) {
   EXPECT_EQ(alloc.FreeRuns(), (Runs{{0, 2}, {4, 2}, {8, 1}}));
   EXPECT_EQ(alloc.pending_units(), 0u);
   EXPECT_EQ(alloc.used_units(), 5u);
+
+  // Reused units that were sealed once are freed again like any others.
+  ASSERT_EQ(alloc.Allocate(5), (Runs{{0, 2}, {4, 2}, {8, 1}}));
+  EXPECT_TRUE(alloc.Free({4, 1}));
+  EXPECT_TRUE(alloc.Free({8, 1}));
+  alloc.SealFrees();
+  EXPECT_FALSE(alloc.Free({4, 1}));
+  EXPECT_TRUE(alloc.Free({5, 1}));
+  EXPECT_EQ(alloc.pending_units(), 3u);
 }
 
 TEST(UnitAllocatorTest, CommitFreesCoalescesWithFreeNeighbours) {

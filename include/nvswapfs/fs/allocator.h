@@ -92,6 +92,7 @@ class UnitAllocator {
   std::set<UnitRun, LargerFirst> free_by_size_;  // the runs of free_, by size
   RunMap pending_;                               // a map, so Free() finds overlaps in O(log n)
   std::map<uint64_t, RunMap> sealed_;            // epoch -> units pending, sealed in it
+  RunMap sealed_runs_;  // the runs of every epoch in sealed_, uncoalesced, for Free()
   uint64_t epoch_ = 0;                           // the latest seal
 };
 
