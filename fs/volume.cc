@@ -252,6 +252,7 @@ Volume::CommitBatch Volume::TakeBatchLocked(bool durable) {
     b.records.clear();
     b.is_checkpoint = true;
     b.durable = true;
+    b.checkpoint.reserve(metadata_bytes_);
     b.checkpoint_records = meta_.EncodeCheckpoint(&b.checkpoint);
   }
   ForgetChangesLocked();
