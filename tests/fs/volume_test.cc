@@ -64,10 +64,11 @@ class VolumeTest : public ::testing::Test {
     volume_ = image_.Open();
     ASSERT_NE(volume_, nullptr);
   }
-  void Reopen() {
+  // Closes the volume and opens it again, through `device` if given.
+  void Reopen(aio::Syscalls* device = nullptr) {
     ASSERT_TRUE(volume_->Close().ok());
     volume_.reset();
-    volume_ = image_.Open();
+    volume_ = image_.Open(device);
     ASSERT_NE(volume_, nullptr);
   }
   uint64_t MakeFile(const std::string& name, const std::string& content = "") {
@@ -290,10 +291,7 @@ TEST_F(VolumeTest, HandedOverWholeBlocksGoToTheDeviceFromWhereTheyAre) {
   expect.replace(1 << 20, pattern.size(), pattern);
   expect.replace((4 << 20) + 100, pattern.size(), pattern);
   EXPECT_EQ(ReadAll(*volume_, ino), expect);
-  ASSERT_TRUE(volume_->Close().ok());
-  volume_.reset();
-  volume_ = image_.Open();
-  ASSERT_NE(volume_, nullptr);
+  Reopen();
   EXPECT_EQ(ReadAll(*volume_, Resolve(*volume_, "/handed")), expect);
 }
 
@@ -406,11 +404,8 @@ std::string ReadAndChange(Volume& v, uint64_t file, const std::string& content,
 }
 
 TEST_F(VolumeTest, AnFsyncWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
-  ASSERT_TRUE(volume_->Close().ok());
-  volume_.reset();
   HeldFlushes device;
-  volume_ = image_.Open(&device);
-  ASSERT_NE(volume_, nullptr);
+  Reopen(&device);
   const std::string first = Pattern(3 << 20, 21);
   const uint64_t a = MakeFile("a", first);
   ASSERT_TRUE(volume_->Sync().ok());
@@ -445,12 +440,9 @@ TEST_F(VolumeTest, AnFsyncWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
 }
 
 TEST_F(VolumeTest, ACheckpointWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
-  ASSERT_TRUE(volume_->Close().ok());
-  volume_.reset();
   aio::FaultInjector power(5);  // to cut the power at the end
   HeldFlushes device(power);
-  volume_ = image_.Open(&device);
-  ASSERT_NE(volume_, nullptr);
+  Reopen(&device);
   const std::string first = Pattern(3 << 20, 31);
   const uint64_t a = MakeFile("a", first);
   ASSERT_TRUE(volume_->Sync().ok());
@@ -509,12 +501,9 @@ TEST_F(VolumeTest, ACheckpointWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
 }
 
 TEST_F(VolumeTest, AFailedCheckpointTurnsTheVolumeReadOnlyAndLosesNothingSynced) {
-  ASSERT_TRUE(volume_->Close().ok());
-  volume_.reset();
   aio::FaultInjector faults(7);
   HeldFlushes device(faults);
-  volume_ = image_.Open(&device);
-  ASSERT_NE(volume_, nullptr);
+  Reopen(&device);
   const std::string kept = Pattern(1 << 20, 41);
   const uint64_t a = MakeFile("kept", kept);
   ASSERT_TRUE(volume_->Sync().ok());
@@ -560,11 +549,8 @@ TEST_F(VolumeTest, AFailedCheckpointTurnsTheVolumeReadOnlyAndLosesNothingSynced)
 TEST_F(VolumeTest, WriteBehindFailureIsReportedLaterAndItsBytesReadAsEio) {
   const uint64_t f = MakeFile("victim", std::string(2 << 20, 'v'));
   const uint64_t other = MakeFile("other", "fine");
-  ASSERT_TRUE(volume_->Close().ok());
-  volume_.reset();
   aio::FaultInjector faults(5);
-  volume_ = image_.Open(&faults);
-  ASSERT_NE(volume_, nullptr);
+  Reopen(&faults);
   (void)f;
   (void)other;
   const uint64_t victim = Resolve(*volume_, "/victim");
@@ -910,10 +896,7 @@ TEST_F(VolumeTest, OrphansLeftByACrashAreFreedAtOpen) {
   ASSERT_TRUE(volume_->Unlink(kRootIno, "orphan").ok());
   ASSERT_TRUE(volume_->Sync().ok());
   // Gone without a Release, as when the daemon is killed.
-  ASSERT_TRUE(volume_->Close().ok());
-  volume_.reset();
-  volume_ = image_.Open();
-  ASSERT_NE(volume_, nullptr);
+  Reopen();
   EXPECT_GT(volume_->StatFs().free_blocks, free_before);
   bool noted = false;
   for (const std::string& n : volume_->notes())
@@ -937,11 +920,8 @@ TEST_F(VolumeTest, ReadOnlyVolumeRefusesChanges) {
 
 TEST_F(VolumeTest, DeviceErrorFailsTheOpAndNamesTheFile) {
   const uint64_t f = MakeFile("victim", std::string(1 << 20, 'v'));
-  ASSERT_TRUE(volume_->Close().ok());
-  volume_.reset();
   aio::FaultInjector faults(3);
-  volume_ = image_.Open(&faults);
-  ASSERT_NE(volume_, nullptr);
+  Reopen(&faults);
   const uint64_t victim = Resolve(*volume_, "/victim");
   ASSERT_NE(victim, 0u);
   (void)f;
