@@ -372,6 +372,14 @@ class HeldFlushes : public aio::Syscalls {
     std::unique_lock lock(mu_);
     return changed_.wait_for(lock, timeout, [&] { return waiting_; });
   }
+  // Whether a flush came to the hold before `work` ended, within a minute.
+  bool WaitHeldWhile(std::future<Status>& work) {
+    for (int i = 0; i < 600; ++i) {
+      if (WaitHeld(std::chrono::milliseconds(100))) return true;
+      if (work.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) return false;
+    }
+    return false;
+  }
   void Release() {
     std::lock_guard lock(mu_);
     released_ = true;
@@ -461,11 +469,7 @@ TEST_F(VolumeTest, ACheckpointWaitingForTheDeviceHoldsUpNoOtherFileOrChange) {
     }
     return Status::Ok();
   });
-  bool held = false;
-  for (int i = 0; i < 600 && !held; ++i) {
-    held = device.WaitHeld(std::chrono::milliseconds(100));
-    if (fsyncs.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) break;
-  }
+  const bool held = device.WaitHeldWhile(fsyncs);
   stop = true;
   std::string others_said = "never ran";
   bool others_done = false;
@@ -579,11 +583,7 @@ TEST_F(VolumeTest, APowerCutWhileACheckpointIsWrittenLosesNothingSyncedBeforeIt)
     }
     return Status::Ok();
   });
-  bool held = false;
-  for (int i = 0; i < 600 && !held; ++i) {
-    held = device.WaitHeld(std::chrono::milliseconds(100));
-    if (fsyncs.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) break;
-  }
+  const bool held = device.WaitHeldWhile(fsyncs);
   stop = true;
   std::string unsynced_said = "never ran";
   Status cut;
