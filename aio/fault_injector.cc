@@ -1,5 +1,8 @@
 #include "nvswapfs/aio/fault_injector.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 
@@ -12,6 +15,12 @@ namespace {
 // we accept divides, so the kernel still takes them under O_DIRECT.
 constexpr size_t kShortGranule = 4096;
 
+bool SameFile(int a, int b) {
+  struct stat sa, sb;
+  return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
 }  // namespace
 
 FaultInjector::FaultInjector(uint64_t seed, Syscalls& inner) : inner_(inner), rng_(seed) {}
@@ -22,6 +31,16 @@ void FaultInjector::FailNth(FaultOp op, uint64_t n, int error) {
   r.seen = 0;
   r.nth = n;
   r.nth_error = error;
+  r.nth_crashes = false;
+}
+
+void FaultInjector::CrashAtNth(FaultOp op, uint64_t n) {
+  std::lock_guard lock(mu_);
+  Rule& r = rules_[static_cast<int>(op)];
+  r.seen = 0;
+  r.nth = n;
+  r.nth_error = EIO;
+  r.nth_crashes = true;
 }
 
 void FaultInjector::FailOneIn(FaultOp op, uint32_t n, int error) {
@@ -54,7 +73,10 @@ void FaultInjector::GetEventsEintrOneIn(uint32_t n) {
 void FaultInjector::TrackUnflushedWrites(bool on) {
   std::lock_guard lock(mu_);
   track_ = on;
-  if (!on) undo_.clear();
+  if (!on) {
+    undo_.clear();
+    targets_.clear();
+  }
 }
 
 void FaultInjector::ClearFaults() {
@@ -84,13 +106,14 @@ Status FaultInjector::CrashNow() {
   Status result;
   // Newest first, so a range written twice ends with its oldest content.
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
-    const ssize_t n = inner_.Pwrite(it->fd, it->old.data(), it->length, it->offset);
+    const ssize_t n = inner_.Pwrite(it->target->get(), it->old.data(), it->length, it->offset);
     if (n != static_cast<ssize_t>(it->length) && result.ok()) {
       result = Status::Error(n < 0 ? static_cast<int>(-n) : EIO, "crash: restore", "device",
                              static_cast<uint64_t>(it->offset), it->length);
     }
   }
   undo_.clear();
+  targets_.clear();
   return result;
 }
 
@@ -106,6 +129,7 @@ int FaultInjector::ShouldFail(FaultOp op) {
   if (r.nth != 0 && r.seen == r.nth) {
     error = r.nth_error;
     r.nth = 0;
+    if (r.nth_crashes) crashed_ = true;
   } else if (Roll(r.one_in)) {
     error = r.one_in_error;
   }
@@ -131,7 +155,12 @@ void FaultInjector::RecordUndo(int fd, off_t offset, size_t length) {
   if (!old.ok()) return;  // test-only bookkeeping: out of memory means no undo
   const ssize_t n = inner_.Pread(fd, old->data(), length, offset);
   if (n <= 0) return;  // nothing there before (past the end of a file)
-  undo_.push_back(Undo{fd, offset, std::move(old).value(), static_cast<size_t>(n)});
+  std::shared_ptr<UniqueFd>& target = targets_[fd];
+  if (target == nullptr || !SameFile(target->get(), fd)) {
+    // First write through this descriptor, or its number has been reused.
+    target = std::make_shared<UniqueFd>(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  }
+  undo_.push_back(Undo{fd, target, offset, std::move(old).value(), static_cast<size_t>(n)});
 }
 
 int FaultInjector::Setup(unsigned max_events, io_context_t* ctx) {

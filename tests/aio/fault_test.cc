@@ -250,6 +250,47 @@ TEST_F(FaultTest, CrashKeepsOnlyFlushedWrites) {
   EXPECT_EQ(ReadPlain(path_, 8 * kMiB, kMiB), std::vector<std::byte>(kMiB));
 }
 
+TEST_F(FaultTest, APowerCutAtTheNthWriteFailsItAndEverythingAfter) {
+  faults_.TrackUnflushedWrites(true);
+  AlignedBuffer first = PatternBuffer(kMiB, 21);
+  AlignedBuffer second = PatternBuffer(kMiB, 22);
+  {
+    auto engine = Open(EngineOptions{.block_size = 256 * kKiB});
+    ASSERT_NE(engine, nullptr);
+    ASSERT_TRUE(engine->Execute({IoOp::kWrite, 0, first.data(), kMiB}).ok());
+    ASSERT_TRUE(engine->Flush().ok());
+    // The second 256 KiB piece of the next write is where the power goes.
+    faults_.CrashAtNth(FaultOp::kWrite, 2);
+    EXPECT_EQ(engine->Execute({IoOp::kWrite, 0, second.data(), kMiB}).code(), EIO);
+    EXPECT_TRUE(faults_.crashed());
+    EXPECT_EQ(engine->Execute({IoOp::kWrite, 4 * kMiB, second.data(), kMiB}).code(), EIO);
+    EXPECT_EQ(engine->Execute({IoOp::kRead, 0, second.data(), kMiB}).code(), EIO);
+    EXPECT_EQ(engine->Flush().code(), EIO);
+    // The first piece reached the device before the cut, unflushed.
+    EXPECT_GT(faults_.unflushed_writes(), 0u);
+  }
+  // Nothing is in flight now; the restore leaves only what was flushed.
+  ASSERT_TRUE(faults_.CrashNow().ok());
+  EXPECT_EQ(ReadPlain(path_, 0, kMiB), Bytes(first, 0, kMiB));
+  EXPECT_EQ(ReadPlain(path_, 4 * kMiB, kMiB), std::vector<std::byte>(kMiB));
+}
+
+TEST_F(FaultTest, APowerCutAtAFlushLosesWhatItWouldHaveMadeDurable) {
+  faults_.TrackUnflushedWrites(true);
+  AlignedBuffer data = PatternBuffer(kMiB, 23);
+  {
+    auto engine = Open(EngineOptions{});
+    ASSERT_NE(engine, nullptr);
+    faults_.CrashAtNth(FaultOp::kFlush, 1);
+    ASSERT_TRUE(engine->Execute({IoOp::kWrite, 2 * kMiB, data.data(), kMiB}).ok());
+    EXPECT_FALSE(faults_.crashed());
+    EXPECT_EQ(engine->Flush().code(), EIO);
+    EXPECT_TRUE(faults_.crashed());
+  }
+  ASSERT_TRUE(faults_.CrashNow().ok());
+  EXPECT_EQ(ReadPlain(path_, 2 * kMiB, kMiB), std::vector<std::byte>(kMiB));
+}
+
 TEST_F(FaultTest, SyncEngineHandlesShortTransfersAndErrors) {
   auto dev = BlockDevice::Open(path_);
   ASSERT_TRUE(dev.ok());

@@ -11,13 +11,15 @@
 //    or interrupt io_getevents with EINTR;
 //  - crash: CrashNow() puts back the previous content of every range written
 //    since the last successful flush (so only flushed data survives, as after
-//    a power cut) and fails every later operation with EIO.
+//    a power cut) and fails every later operation with EIO; CrashAtNth cuts
+//    the power in the middle of whatever the caller is doing.
 // Faults are counted per kind of operation from the moment they are set.
 // Equal seeds and equal call sequences give equal faults. Thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "nvswapfs/aio/buffer.h"
 #include "nvswapfs/aio/syscalls.h"
 #include "nvswapfs/status.h"
+#include "nvswapfs/unique_fd.h"
 
 namespace nvswapfs::aio {
 
@@ -36,6 +39,11 @@ class FaultInjector final : public Syscalls {
 
   // Fails the n-th (1-based) operation of `op` from now on, once.
   void FailNth(FaultOp op, uint64_t n, int error = EIO);
+  // The n-th (1-based) operation of `op` from now on cuts the power: it and
+  // every operation after it fail with EIO. What was not flushed is put back
+  // by CrashNow(), to be called once nothing is in flight (a write the kernel
+  // still holds would land after the restore): after the engine is gone, say.
+  void CrashAtNth(FaultOp op, uint64_t n);
   // Fails each operation of `op` with probability 1/n (n = 0: never).
   void FailOneIn(FaultOp op, uint32_t n, int error = EIO);
   // Reads and writes move only part of their bytes with probability 1/n.
@@ -76,11 +84,13 @@ class FaultInjector final : public Syscalls {
     uint64_t seen = 0;
     uint64_t nth = 0;  // 0: off
     int nth_error = EIO;
+    bool nth_crashes = false;
     uint32_t one_in = 0;  // 0: off
     int one_in_error = EIO;
   };
   struct Undo {
-    int fd;
+    int fd;                            // as the caller knows it
+    std::shared_ptr<UniqueFd> target;  // the same file, open until restored
     off_t offset;
     AlignedBuffer old;
     size_t length;
@@ -109,6 +119,9 @@ class FaultInjector final : public Syscalls {
   bool crashed_ = false;
   uint64_t injected_ = 0;
   std::vector<Undo> undo_;
+  // A descriptor of its own for each file written, so that a restore works
+  // after the caller has closed theirs.
+  std::map<int, std::shared_ptr<UniqueFd>> targets_;
   std::map<struct iocb*, Shortened> shortened_;
   std::map<io_context_t, Context> contexts_;
 };
