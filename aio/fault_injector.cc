@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "nvswapfs/units.h"
 
@@ -79,6 +80,11 @@ void FaultInjector::TrackUnflushedWrites(bool on) {
   }
 }
 
+void FaultInjector::KeepUnflushedOneIn(uint32_t n) {
+  std::lock_guard lock(mu_);
+  keep_one_in_ = n;
+}
+
 void FaultInjector::ClearFaults() {
   std::lock_guard lock(mu_);
   for (Rule& r : rules_) r = Rule{};
@@ -104,12 +110,20 @@ Status FaultInjector::CrashNow() {
   std::lock_guard lock(mu_);
   crashed_ = true;
   Status result;
-  // Newest first, so a range written twice ends with its oldest content.
-  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
-    const ssize_t n = inner_.Pwrite(it->target->get(), it->old.data(), it->length, it->offset);
-    if (n != static_cast<ssize_t>(it->length) && result.ok()) {
+  auto put = [&](const Undo& u, const AlignedBuffer& bytes) {
+    const ssize_t n = inner_.Pwrite(u.target->get(), bytes.data(), u.length, u.offset);
+    if (n != static_cast<ssize_t>(u.length) && result.ok()) {
       result = Status::Error(n < 0 ? static_cast<int>(-n) : EIO, "crash: restore", "device",
-                             static_cast<uint64_t>(it->offset), it->length);
+                             static_cast<uint64_t>(u.offset), u.length);
+    }
+  };
+  // Newest first, so a range written twice ends with its oldest content:
+  // what the last flush left.
+  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) put(*it, it->old);
+  // Then the writes that reached the media anyway, oldest first.
+  if (keep_one_in_ != 0) {
+    for (const Undo& u : undo_) {
+      if (Roll(keep_one_in_)) put(u, u.written);
     }
   }
   undo_.clear();
@@ -149,18 +163,26 @@ size_t FaultInjector::ShortLength(size_t count, long* extra) {
   return keep;
 }
 
-void FaultInjector::RecordUndo(int fd, off_t offset, size_t length) {
+void FaultInjector::RecordUndo(int fd, off_t offset, const void* buf, size_t length) {
   if (!track_) return;
   auto old = AlignedBuffer::Allocate(length);
   if (!old.ok()) return;  // test-only bookkeeping: out of memory means no undo
   const ssize_t n = inner_.Pread(fd, old->data(), length, offset);
   if (n <= 0) return;  // nothing there before (past the end of a file)
+  AlignedBuffer written;
+  if (keep_one_in_ != 0) {
+    auto copy = AlignedBuffer::Allocate(length);
+    if (!copy.ok()) return;
+    written = std::move(copy).value();
+    std::memcpy(written.data(), buf, static_cast<size_t>(n));
+  }
   std::shared_ptr<UniqueFd>& target = targets_[fd];
   if (target == nullptr || !SameFile(target->get(), fd)) {
     // First write through this descriptor, or its number has been reused.
     target = std::make_shared<UniqueFd>(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
   }
-  undo_.push_back(Undo{fd, target, offset, std::move(old).value(), static_cast<size_t>(n)});
+  undo_.push_back(
+      Undo{fd, target, offset, std::move(old).value(), std::move(written), static_cast<size_t>(n)});
 }
 
 int FaultInjector::Setup(unsigned max_events, io_context_t* ctx) {
@@ -236,7 +258,9 @@ int FaultInjector::Submit(io_context_t ctx, long n, struct iocb** iocbs) {
       shortened_[cb] = Shortened{cb->u.c.nbytes, extra};
       cb->u.c.nbytes = length;
     }
-    if (!is_read) RecordUndo(cb->aio_fildes, static_cast<off_t>(cb->u.c.offset), cb->u.c.nbytes);
+    if (!is_read) {
+      RecordUndo(cb->aio_fildes, static_cast<off_t>(cb->u.c.offset), cb->u.c.buf, cb->u.c.nbytes);
+    }
     run.push_back(cb);
   }
   const long before = static_cast<long>(run.size());
@@ -296,7 +320,7 @@ ssize_t FaultInjector::Pwrite(int fd, const void* buf, size_t count, off_t offse
   if (const int error = ShouldFail(FaultOp::kWrite); error != 0) return -error;
   long extra = 0;
   const size_t length = ShortLength(count, &extra);
-  RecordUndo(fd, offset, length);
+  RecordUndo(fd, offset, buf, length);
   const ssize_t n = inner_.Pwrite(fd, buf, length, offset);
   return n >= 0 && length < count ? n + extra : n;
 }

@@ -58,6 +58,11 @@ class FaultInjector final : public Syscalls {
   // Records the previous content of every write so CrashNow can undo it.
   // Off by default (it costs a read per write).
   void TrackUnflushedWrites(bool on);
+  // At a power cut, each write not yet flushed reaches the media after all
+  // with probability 1/n (0, the default: none does; 1: all do), whatever
+  // the order they were issued in, as a device with a volatile cache may
+  // leave them. Costs a copy of every tracked write.
+  void KeepUnflushedOneIn(uint32_t n);
   // Turns every fault above off (a crash stays a crash).
   void ClearFaults();
 
@@ -93,6 +98,7 @@ class FaultInjector final : public Syscalls {
     std::shared_ptr<UniqueFd> target;  // the same file, open until restored
     off_t offset;
     AlignedBuffer old;
+    AlignedBuffer written;  // with KeepUnflushedOneIn only
     size_t length;
   };
   struct Shortened {
@@ -104,11 +110,11 @@ class FaultInjector final : public Syscalls {
     long real_in_flight = 0;
   };
 
-  bool Roll(uint32_t one_in);                                        // requires mu_
-  int ShouldFail(FaultOp op);                                        // errno or 0; requires mu_
-  size_t ShortLength(size_t count, long* extra);                     // requires mu_
-  void RecordUndo(int fd, off_t offset, size_t length);              // requires mu_
-  int ForwardRun(io_context_t ctx, std::vector<struct iocb*>& run);  // requires mu_
+  bool Roll(uint32_t one_in);                     // requires mu_
+  int ShouldFail(FaultOp op);                     // errno or 0; requires mu_
+  size_t ShortLength(size_t count, long* extra);  // requires mu_
+  void RecordUndo(int fd, off_t offset, const void* buf, size_t length);  // requires mu_
+  int ForwardRun(io_context_t ctx, std::vector<struct iocb*>& run);       // requires mu_
 
   Syscalls& inner_;
   mutable std::mutex mu_;
@@ -116,6 +122,7 @@ class FaultInjector final : public Syscalls {
   Rule rules_[3];
   uint32_t short_one_in_ = 0, partial_one_in_ = 0, eagain_one_in_ = 0, eintr_one_in_ = 0;
   bool track_ = false;
+  uint32_t keep_one_in_ = 0;
   bool crashed_ = false;
   uint64_t injected_ = 0;
   std::vector<Undo> undo_;
