@@ -31,8 +31,15 @@ Status TestImage::Format() {
   if (!dev.ok()) return dev.status();
   auto engine = aio::AioEngine::Create(std::move(dev).value(), aio::EngineOptions{});
   if (!engine.ok()) return engine.status();
-  auto sb = PlanLayout(RoundDown(options_.size, kBlockSize), options_.alloc_unit, "test");
+  const uint64_t size = RoundDown(options_.size, kBlockSize);
+  auto sb = PlanLayout(size, options_.alloc_unit, "test");
   if (!sb.ok()) return sb.status();
+  if (options_.log_size != 0) {
+    sb->log_size = options_.log_size;
+    sb->data_offset = RoundUp(sb->log_offset + sb->log_size, sb->alloc_unit);
+    sb->data_size = RoundDown(size - kBlockSize - sb->data_offset, sb->alloc_unit);
+  }
+  layout_ = *sb;
   return MetadataStore::Format(**engine, *sb, ::getuid(), ::getgid());
 }
 
@@ -90,8 +97,8 @@ void Walk(Volume& volume, uint64_t dir, const std::string& prefix, Tree* tree) {
     const std::string path = prefix + "/" + e.name;
     Expected& x = (*tree)[path];
     auto attr = volume.GetAttr(e.attr.ino);
-    EXPECT_EQ(attr->size, e.attr.size) << path;
     ASSERT_TRUE(attr.ok()) << attr.status().ToString();
+    EXPECT_EQ(attr->size, e.attr.size) << path;
     auto names = volume.ListXattr(e.attr.ino);
     ASSERT_TRUE(names.ok());
     for (const std::string& n : *names) x.xattrs[n] = *volume.GetXattr(e.attr.ino, n);

@@ -9,6 +9,7 @@
 
 #include "../aio/test_util.h"
 #include "nvswapfs/aio/fault_injector.h"
+#include "nvswapfs/fs/superblock.h"
 #include "nvswapfs/fs/volume.h"
 
 namespace nvswapfs::fs::testing {
@@ -16,6 +17,9 @@ namespace nvswapfs::fs::testing {
 struct ImageOptions {
   uint64_t size = 64 << 20;
   uint64_t alloc_unit = 1 << 20;
+  // The metadata log's size; 0: as mkfs plans it (at least 4 MiB). A small
+  // log makes the volume write a checkpoint every few commits.
+  uint64_t log_size = 0;
   // Image files live in /dev/shm when it exists: tmpfs takes O_DIRECT and
   // keeps the crash loop fast.
   bool in_memory = true;
@@ -27,6 +31,8 @@ class TestImage {
   explicit TestImage(const ImageOptions& options = {});
   const std::string& path() const { return path_; }
   const ImageOptions& options() const { return options_; }
+  // Where the last Format put the superblocks, checkpoint slots, log and data.
+  const Superblock& layout() const { return layout_; }
   // (Re)formats the image as an empty volume.
   Status Format();
 
@@ -39,6 +45,7 @@ class TestImage {
 
  private:
   ImageOptions options_;
+  Superblock layout_;
   std::unique_ptr<aio::testing::TempDir> dir_;
   std::string path_;
 };
