@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -615,6 +616,60 @@ TEST_F(VolumeTest, APowerCutWhileACheckpointIsWrittenLosesNothingSyncedBeforeIt)
     ASSERT_NE(ino, 0u) << name << " was fsync'd and is gone";
     EXPECT_EQ(ReadAll(*volume_, ino), content) << name;
   }
+  ASSERT_TRUE(volume_->Close().ok());
+  volume_.reset();
+  ExpectFsckClean(image_.path());
+}
+
+TEST_F(VolumeTest, SpaceFreedByACommitBeingWrittenIsNotReusedBeforeItIsDurable) {
+  aio::FaultInjector power(11);
+  power.TrackUnflushedWrites(true);
+  HeldFlushes device(power);
+  Reopen(&device);
+  const std::string old_bytes = Pattern(4 << 20, 61);
+  MakeFile("old", old_bytes);
+  ASSERT_TRUE(volume_->Sync().ok());
+  ASSERT_TRUE(volume_->Unlink(kRootIno, "old").ok());
+
+  // The fsync that commits the unlink waits at its first flush, its commit
+  // taken and the volume free for other work; the power goes at the flush
+  // after its log write, so the unlink never becomes durable.
+  device.Hold();
+  power.CrashAtNth(aio::FaultOp::kFlush, 2);
+  auto sync = std::async(std::launch::async, [&] { return volume_->Sync(); });
+  const bool held = device.WaitHeldWhile(sync);
+  std::string wrote = "never ran";
+  if (held) {
+    // Meanwhile another file is written; the held flush, once it goes on,
+    // makes these bytes durable wherever they went.
+    auto f = volume_->Create(kRootIno, "new", kFile);
+    wrote = f.ok() ? "" : f.status().ToString();
+    if (f.ok()) {
+      auto n = volume_->Write(f->ino, 0, Bytes(Pattern(4 << 20, 62)), WriteMode::kThrough);
+      if (!n.ok()) wrote = n.status().ToString();
+    }
+  }
+  device.Release();
+  const Status s = sync.get();
+  ASSERT_TRUE(held) << "the fsync never flushed: " << s.ToString();
+  EXPECT_EQ(wrote, "");
+  EXPECT_EQ(s.code(), EIO) << s.ToString();
+  EXPECT_TRUE(power.crashed());
+  volume_.reset();
+  ASSERT_TRUE(power.CrashNow().ok());
+
+  // After the restart the unlink is undone, and the old file's space held
+  // nothing but its own bytes all along.
+  volume_ = image_.Open(nullptr, VolumeOptions{.commit_interval_s = 0, .boot_tag = 1});
+  ASSERT_NE(volume_, nullptr);
+  const uint64_t old_file = Resolve(*volume_, "/old");
+  ASSERT_NE(old_file, 0u) << "the unlink was never durable";
+  const std::string got = ReadAll(*volume_, old_file);
+  ASSERT_EQ(got.size(), old_bytes.size());
+  const auto differs = std::mismatch(got.begin(), got.end(), old_bytes.begin()).first;
+  EXPECT_EQ(differs, got.end()) << "the old file's bytes were overwritten from offset "
+                                << (differs - got.begin());
+  EXPECT_EQ(Resolve(*volume_, "/new"), 0u);
   ASSERT_TRUE(volume_->Close().ok());
   volume_.reset();
   ExpectFsckClean(image_.path());
