@@ -27,21 +27,20 @@ bool SameFile(int a, int b) {
 FaultInjector::FaultInjector(uint64_t seed, Syscalls& inner) : inner_(inner), rng_(seed) {}
 
 void FaultInjector::FailNth(FaultOp op, uint64_t n, int error) {
+  SetNth(op, n, error, /*crashes=*/false);
+}
+
+void FaultInjector::CrashAtNth(FaultOp op, uint64_t n) {
+  SetNth(op, n, EIO, /*crashes=*/true);
+}
+
+void FaultInjector::SetNth(FaultOp op, uint64_t n, int error, bool crashes) {
   std::lock_guard lock(mu_);
   Rule& r = rules_[static_cast<int>(op)];
   r.seen = 0;
   r.nth = n;
   r.nth_error = error;
-  r.nth_crashes = false;
-}
-
-void FaultInjector::CrashAtNth(FaultOp op, uint64_t n) {
-  std::lock_guard lock(mu_);
-  Rule& r = rules_[static_cast<int>(op)];
-  r.seen = 0;
-  r.nth = n;
-  r.nth_error = EIO;
-  r.nth_crashes = true;
+  r.nth_crashes = crashes;
 }
 
 void FaultInjector::FailOneIn(FaultOp op, uint32_t n, int error) {

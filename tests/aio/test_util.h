@@ -8,8 +8,37 @@
 #include <vector>
 
 #include "nvswapfs/aio/buffer.h"
+#include "nvswapfs/aio/syscalls.h"
 
 namespace nvswapfs::aio::testing {
+
+// Passes every call on to `inner`: the base of devices in tests that watch
+// or steer some calls and leave the rest alone.
+class Forwarding : public Syscalls {
+ public:
+  explicit Forwarding(Syscalls& inner) : inner_(inner) {}
+  int Setup(unsigned max_events, io_context_t* ctx) override {
+    return inner_.Setup(max_events, ctx);
+  }
+  int Destroy(io_context_t ctx) override { return inner_.Destroy(ctx); }
+  int Submit(io_context_t ctx, long n, struct iocb** iocbs) override {
+    return inner_.Submit(ctx, n, iocbs);
+  }
+  int GetEvents(io_context_t ctx, long min_nr, long nr, struct io_event* events,
+                struct timespec* timeout) override {
+    return inner_.GetEvents(ctx, min_nr, nr, events, timeout);
+  }
+  ssize_t Pread(int fd, void* buf, size_t count, off_t offset) override {
+    return inner_.Pread(fd, buf, count, offset);
+  }
+  ssize_t Pwrite(int fd, const void* buf, size_t count, off_t offset) override {
+    return inner_.Pwrite(fd, buf, count, offset);
+  }
+  int Flush(int fd) override { return inner_.Flush(fd); }
+
+ protected:
+  Syscalls& inner_;
+};
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its content.
 class TempDir {

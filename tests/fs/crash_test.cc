@@ -402,10 +402,10 @@ class Workload {
 // Sits between the engine and the fault injector, notes what the power cut
 // interrupted (a write to which part of the device, or a flush after one),
 // and can aim the cut at a checkpoint.
-class CutWitness final : public aio::Syscalls {
+class CutWitness final : public aio::testing::Forwarding {
  public:
   CutWitness(aio::FaultInjector& device, const Superblock& layout)
-      : device_(device), layout_(layout) {}
+      : Forwarding(device), device_(device), layout_(layout) {}
 
   // The n-th write to a checkpoint slot from now on cuts the power, or with
   // `after`, the flush that follows it (which would make it durable).
@@ -420,10 +420,6 @@ class CutWitness final : public aio::Syscalls {
     return cut_;
   }
 
-  int Setup(unsigned max_events, io_context_t* ctx) override {
-    return device_.Setup(max_events, ctx);
-  }
-  int Destroy(io_context_t ctx) override { return device_.Destroy(ctx); }
   int Submit(io_context_t ctx, long n, struct iocb** iocbs) override {
     std::lock_guard lock(mu_);
     uint64_t writes = 0;
@@ -436,13 +432,6 @@ class CutWitness final : public aio::Syscalls {
     const int rc = Witness(device_.Submit(ctx, n, iocbs), "write to " + last_write_);
     if (cut_after) device_.CrashAtNth(aio::FaultOp::kFlush, 1);
     return rc;
-  }
-  int GetEvents(io_context_t ctx, long min_nr, long nr, struct io_event* events,
-                struct timespec* timeout) override {
-    return device_.GetEvents(ctx, min_nr, nr, events, timeout);
-  }
-  ssize_t Pread(int fd, void* buf, size_t count, off_t offset) override {
-    return device_.Pread(fd, buf, count, offset);
   }
   ssize_t Pwrite(int fd, const void* buf, size_t count, off_t offset) override {
     std::lock_guard lock(mu_);

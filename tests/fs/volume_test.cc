@@ -298,23 +298,9 @@ TEST_F(VolumeTest, HandedOverWholeBlocksGoToTheDeviceFromWhereTheyAre) {
 
 // A device whose flushes can be held: Hold() makes the next flush wait, in
 // the thread that issued it, until Release(). Everything goes on to `inner`.
-class HeldFlushes : public aio::Syscalls {
+class HeldFlushes : public aio::testing::Forwarding {
  public:
-  explicit HeldFlushes(aio::Syscalls& inner = aio::Syscalls::System()) : inner_(inner) {}
-  int Setup(unsigned max_events, io_context_t* ctx) override {
-    return inner_.Setup(max_events, ctx);
-  }
-  int Destroy(io_context_t ctx) override { return inner_.Destroy(ctx); }
-  int GetEvents(io_context_t ctx, long min_nr, long nr, struct io_event* events,
-                struct timespec* timeout) override {
-    return inner_.GetEvents(ctx, min_nr, nr, events, timeout);
-  }
-  ssize_t Pread(int fd, void* buf, size_t count, off_t offset) override {
-    return inner_.Pread(fd, buf, count, offset);
-  }
-  ssize_t Pwrite(int fd, const void* buf, size_t count, off_t offset) override {
-    return inner_.Pwrite(fd, buf, count, offset);
-  }
+  explicit HeldFlushes(aio::Syscalls& inner = aio::Syscalls::System()) : Forwarding(inner) {}
   int Submit(io_context_t ctx, long n, struct iocb** iocbs) override {
     std::function<void()> then;
     {
@@ -388,7 +374,6 @@ class HeldFlushes : public aio::Syscalls {
   }
 
  private:
-  aio::Syscalls& inner_;
   std::mutex mu_;
   std::condition_variable changed_;
   bool hold_ = false;

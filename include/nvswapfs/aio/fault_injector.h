@@ -110,6 +110,7 @@ class FaultInjector final : public Syscalls {
     long real_in_flight = 0;
   };
 
+  void SetNth(FaultOp op, uint64_t n, int error, bool crashes);
   bool Roll(uint32_t one_in);                     // requires mu_
   int ShouldFail(FaultOp op);                     // errno or 0; requires mu_
   size_t ShortLength(size_t count, long* extra);  // requires mu_
