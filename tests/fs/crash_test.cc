@@ -13,7 +13,8 @@
 // operation that fails, and the volume must come back as it was at the last
 // fsync or at any later point between two operations; a file's bytes may
 // also hold what a later write put in place (a flush can make data durable
-// before the commit that would have made it visible), and nothing else. In
+// before the commit that would have made it visible; the device may keep
+// part of the write the cut failed), and nothing else. In
 // half the seeds the device keeps a random half of the writes the cut finds
 // unflushed, in any order, so a missing flush between two writes that must
 // reach the media in order shows. The log is small in two seeds of three,
@@ -231,20 +232,24 @@ class Workload {
   }
   std::string NewName() { return "n" + std::to_string(rng_() % 40); }
 
-  // Makes a change to the file at `path`: its data, size and history.
-  void Record(const std::string& path, Change c) {
+  // A change to the file at `path`, made (its data and size follow), or
+  // only tried by an operation the power cut failed: bytes it was putting
+  // in place may have reached the media all the same.
+  void Record(const std::string& path, Change c, bool made = true) {
     Node& node = shape_.at(path);
     c.step = step_;
-    std::string& content = data_[node.id];
-    c.ApplyTo(&content);
-    node.size = content.size();
+    if (made) {
+      std::string& content = data_[node.id];
+      c.ApplyTo(&content);
+      node.size = content.size();
+    }
     changes_[node.id].push_back(std::move(c));
   }
-  void Resize(const std::string& path, uint64_t size) {
+  Change Resizing(const std::string& path, uint64_t size) const {
     const uint64_t old = shape_.at(path).size;
-    Record(path, {.offset = std::min(old, size),
-                  .bytes = std::string(std::max(old, size) - std::min(old, size), '\0'),
-                  .new_size = size});
+    return {.offset = std::min(old, size),
+            .bytes = std::string(std::max(old, size) - std::min(old, size), '\0'),
+            .new_size = size};
   }
   // The file at `path` leaves the namespace (unlinked or replaced).
   void Drop(const std::string& path) {
@@ -281,20 +286,18 @@ class Workload {
     // or (when not yet fsync'd) absent, exactly like the others.
     const WriteMode mode = rng_() % 2 == 0 ? WriteMode::kBehind : WriteMode::kThrough;
     auto n = v_.Write(Resolve(v_, path), off, Bytes(data), mode);
-    if (!Ok(n.status(), "write " + path)) return false;
-    Record(path, {.offset = off, .bytes = std::move(data)});
-    return true;
+    const bool made = Ok(n.status(), "write " + path);
+    Record(path, {.offset = off, .bytes = std::move(data)}, made);
+    return made;
   }
   bool Truncate() {
     const std::string path = AnyFile();
     if (path.empty()) return true;
     const uint64_t size = rng_() % (4 << 20);
-    if (!Ok(v_.SetAttr(Resolve(v_, path), SetAttrRequest{.size = size}).status(),
-            "truncate " + path)) {
-      return false;
-    }
-    Resize(path, size);
-    return true;
+    const bool made = Ok(v_.SetAttr(Resolve(v_, path), SetAttrRequest{.size = size}).status(),
+                         "truncate " + path);
+    Record(path, Resizing(path, size), made);
+    return made;
   }
   bool Fallocate() {
     const std::string path = AnyFile();
@@ -303,16 +306,16 @@ class Workload {
     const uint64_t len = 1 + rng_() % (2 << 20);
     const uint64_t size = shape_.at(path).size;
     if (rng_() % 2 == 0) {
-      if (!Ok(v_.Fallocate(Resolve(v_, path), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len),
-              "punch " + path)) {
-        return false;
+      const bool made =
+          Ok(v_.Fallocate(Resolve(v_, path), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len),
+             "punch " + path);
+      if (off < size) {
+        Record(path, {.offset = off, .bytes = std::string(std::min(len, size - off), '\0')}, made);
       }
-      if (off < size)
-        Record(path, {.offset = off, .bytes = std::string(std::min(len, size - off), '\0')});
-    } else {
-      if (!Ok(v_.Fallocate(Resolve(v_, path), 0, off, len), "fallocate " + path)) return false;
-      if (size < off + len) Resize(path, off + len);
+      return made;
     }
+    if (!Ok(v_.Fallocate(Resolve(v_, path), 0, off, len), "fallocate " + path)) return false;
+    if (size < off + len) Record(path, Resizing(path, off + len));
     return true;
   }
   bool Unlink() {
