@@ -16,6 +16,10 @@ namespace {
 // we accept divides, so the kernel still takes them under O_DIRECT.
 constexpr size_t kShortGranule = 4096;
 
+// What a device writes whole, or not at all, when the power goes: a write
+// of several may be torn between them.
+constexpr size_t kSector = 4096;
+
 bool SameFile(int a, int b) {
   struct stat sa, sb;
   return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
@@ -109,20 +113,24 @@ Status FaultInjector::CrashNow() {
   std::lock_guard lock(mu_);
   crashed_ = true;
   Status result;
-  auto put = [&](const Undo& u, const AlignedBuffer& bytes) {
-    const ssize_t n = inner_.Pwrite(u.target->get(), bytes.data(), u.length, u.offset);
-    if (n != static_cast<ssize_t>(u.length) && result.ok()) {
+  // Puts `length` bytes of `bytes` from `at` back where `u` wrote them.
+  auto put = [&](const Undo& u, const AlignedBuffer& bytes, size_t at, size_t length) {
+    const off_t offset = u.offset + static_cast<off_t>(at);
+    const ssize_t n = inner_.Pwrite(u.target->get(), bytes.data() + at, length, offset);
+    if (n != static_cast<ssize_t>(length) && result.ok()) {
       result = Status::Error(n < 0 ? static_cast<int>(-n) : EIO, "crash: restore", "device",
-                             static_cast<uint64_t>(u.offset), u.length);
+                             static_cast<uint64_t>(offset), length);
     }
   };
   // Newest first, so a range written twice ends with its oldest content:
   // what the last flush left.
-  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) put(*it, it->old);
-  // Then the writes that reached the media anyway, oldest first.
+  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) put(*it, it->old, 0, it->length);
+  // Then the sectors that reached the media anyway, oldest write first.
   if (keep_one_in_ != 0) {
     for (const Undo& u : undo_) {
-      if (Roll(keep_one_in_)) put(u, u.written);
+      for (size_t at = 0; at < u.length; at += kSector) {
+        if (Roll(keep_one_in_)) put(u, u.written, at, std::min(kSector, u.length - at));
+      }
     }
   }
   undo_.clear();

@@ -58,10 +58,11 @@ class FaultInjector final : public Syscalls {
   // Records the previous content of every write so CrashNow can undo it.
   // Off by default (it costs a read per write).
   void TrackUnflushedWrites(bool on);
-  // At a power cut, each write not yet flushed reaches the media after all
-  // with probability 1/n (0, the default: none does; 1: all do), whatever
-  // the order they were issued in, as a device with a volatile cache may
-  // leave them. Costs a copy of every tracked write.
+  // At a power cut, each 4 KiB sector of each write not yet flushed reaches
+  // the media after all with probability 1/n (0, the default: none does; 1:
+  // all do), whatever the order they were issued in, as a device with a
+  // volatile cache may leave them: a write may also be torn. Costs a copy of
+  // every tracked write.
   void KeepUnflushedOneIn(uint32_t n);
   // Turns every fault above off (a crash stays a crash).
   void ClearFaults();
