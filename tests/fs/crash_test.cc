@@ -15,9 +15,9 @@
 // also hold what a later write put in place (a flush can make data durable
 // before the commit that would have made it visible; the device may keep
 // part of the write the cut failed), and nothing else. In
-// half the seeds the device keeps a random half of the writes the cut finds
-// unflushed, in any order, so a missing flush between two writes that must
-// reach the media in order shows. The log is small in two seeds of three,
+// half the seeds the device keeps a random half of the 4 KiB sectors the
+// cut finds unflushed, in any order (tearing writes), so a missing flush
+// between two writes that must reach the media in order shows. The log is small in two seeds of three,
 // so that cuts fall inside checkpoints.
 //
 // NVSWAPFS_CRASH_SEEDS sets the number of seeds of each (default 1000);
