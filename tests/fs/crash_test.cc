@@ -14,11 +14,11 @@
 // fsync or at any later point between two operations; a file's bytes may
 // also hold what a later write put in place (a flush can make data durable
 // before the commit that would have made it visible; the device may keep
-// part of the write the cut failed), and nothing else. In
-// half the seeds the device keeps a random half of the 4 KiB sectors the
-// cut finds unflushed, in any order (tearing writes), so a missing flush
-// between two writes that must reach the media in order shows. The log is small in two seeds of three,
-// so that cuts fall inside checkpoints.
+// part of the write the cut failed), and nothing else. In half the seeds
+// the device keeps a random half of the 4 KiB sectors the cut finds
+// unflushed, in any order (tearing writes), so a missing flush between two
+// writes that must reach the media in order shows. The log is small in two
+// seeds of three, so that cuts fall inside checkpoints.
 //
 // NVSWAPFS_CRASH_SEEDS sets the number of seeds of each (default 1000);
 // NVSWAPFS_CRASH_SEED replays one.
@@ -32,7 +32,6 @@
 #include <optional>
 #include <random>
 #include <string_view>
-#include <tuple>
 
 #include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/units.h"
@@ -171,37 +170,21 @@ class Workload {
                        [&](const Change& ch) { return ch.step > step && ch.Put(at, c); });
   }
 
-  std::string MismatchWith(uint64_t step, const Shape& want, const Tree& got,
+  // The state after `step` with each file's bytes in full, against `got`;
+  // with `later_bytes`, a byte a later change put in place may stand.
+  std::string MismatchWith(uint64_t step, const Shape& shape, const Tree& got,
                            bool later_bytes) const {
-    for (const auto& [path, node] : want) {
-      auto it = got.find(path);
-      if (it == got.end()) return "missing " + path;
-      const testing::Expected& x = it->second;
-      if (x.dir != node.dir) return "type of " + path;
-      if (x.xattrs != node.xattrs) return "xattrs of " + path;
-      if (node.dir) continue;
-      if (x.data.size() != node.size) {
-        return "size of " + path + ": want " + std::to_string(node.size) + " got " +
-               std::to_string(x.data.size());
-      }
-      const std::string content = ContentAt(node.id, step, node.size);
-      auto g = x.data.begin();
-      auto w = content.begin();
-      while (true) {
-        std::tie(g, w) = std::mismatch(g, x.data.end(), w);
-        if (g == x.data.end()) break;
-        const auto at = static_cast<uint64_t>(g - x.data.begin());
-        if (!later_bytes || !PutAfter(node.id, step, at, *g)) {
-          return "content of " + path + " differs at byte " + std::to_string(at);
-        }
-        ++g;
-        ++w;
-      }
+    Tree want;
+    for (const auto& [path, node] : shape) {
+      testing::Expected& x = want[path];
+      x.dir = node.dir;
+      x.xattrs = node.xattrs;
+      if (!node.dir) x.data = ContentAt(node.id, step, node.size);
     }
-    for (const auto& [path, x] : got) {
-      if (!want.contains(path)) return "unexpected " + path;
-    }
-    return "";
+    if (!later_bytes) return testing::DiffTrees(want, got);
+    return testing::DiffTrees(want, got, [&](const std::string& path, uint64_t at, char c) {
+      return PutAfter(shape.at(path).id, step, at, c);
+    });
   }
 
   // True for success; false (and the workload stops) for a failure the
@@ -480,13 +463,6 @@ class CutWitness final : public aio::testing::Forwarding {
   std::string cut_;
 };
 
-// Opens the volume as the machine does after a power cut: in another boot,
-// so that a close's commit the device kept without its data is not trusted.
-std::unique_ptr<Volume> OpenAfterPowerCut(TestImage& image) {
-  constexpr uint64_t kNextBoot = 1;
-  return image.Open(nullptr, VolumeOptions{.commit_interval_s = 0, .boot_tag = kNextBoot});
-}
-
 void CrashAndCheck(uint64_t seed) {
   SCOPED_TRACE("seed " + std::to_string(seed) +
                " (replay: NVSWAPFS_CRASH_SEED=" + std::to_string(seed) + ")");
@@ -506,7 +482,7 @@ void CrashAndCheck(uint64_t seed) {
     ASSERT_TRUE(faults.CrashNow().ok());
     // The volume goes down with the device; nothing more reaches it.
     volume.reset();
-    auto reopened = OpenAfterPowerCut(image);
+    auto reopened = image.OpenAfterPowerCut();
     ASSERT_NE(reopened, nullptr);
     mismatch = w.Mismatch(testing::ReadTree(*reopened), /*inside=*/false);
     ASSERT_TRUE(reopened->Close().ok());
@@ -563,7 +539,7 @@ void CrashInsideAndCheck(uint64_t seed, CutTally* tally) {
     if (!device.crashed() && !at_checkpoint) device.CrashAtNth(aio::FaultOp::kFlush, 1);
     volume.reset();
     ASSERT_TRUE(device.CrashNow().ok());
-    auto reopened = OpenAfterPowerCut(image);
+    auto reopened = image.OpenAfterPowerCut();
     ASSERT_NE(reopened, nullptr);
     mismatch = w.Mismatch(testing::ReadTree(*reopened), /*inside=*/true, &matched);
     ASSERT_TRUE(reopened->Close().ok());

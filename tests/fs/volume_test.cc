@@ -645,7 +645,7 @@ TEST_F(VolumeTest, SpaceFreedByACommitBeingWrittenIsNotReusedBeforeItIsDurable) 
 
   // After the restart the unlink is undone, and the old file's space held
   // nothing but its own bytes all along.
-  volume_ = image_.Open(nullptr, VolumeOptions{.commit_interval_s = 0, .boot_tag = 1});
+  volume_ = image_.OpenAfterPowerCut();
   ASSERT_NE(volume_, nullptr);
   const uint64_t old_file = Resolve(*volume_, "/old");
   ASSERT_NE(old_file, 0u) << "the unlink was never durable";

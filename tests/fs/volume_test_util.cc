@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <tuple>
 
 #include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/fs/fsck.h"
@@ -57,6 +59,11 @@ std::unique_ptr<Volume> TestImage::Open(aio::Syscalls* faults, VolumeOptions opt
   auto volume = TryOpen(faults, options);
   EXPECT_TRUE(volume.ok()) << volume.status().ToString();
   return volume.ok() ? std::move(volume).value() : nullptr;
+}
+
+std::unique_ptr<Volume> TestImage::OpenAfterPowerCut() {
+  constexpr uint64_t kNextBoot = 1;
+  return Open(nullptr, VolumeOptions{.commit_interval_s = 0, .boot_tag = kNextBoot});
 }
 
 std::string ParentOf(const std::string& path) {
@@ -123,7 +130,7 @@ Tree ReadTree(Volume& volume) {
   return tree;
 }
 
-std::string DiffTrees(const Tree& want, const Tree& got) {
+std::string DiffTrees(const Tree& want, const Tree& got, const ByteAllowance& allowed) {
   for (const auto& [path, x] : want) {
     auto it = got.find(path);
     if (it == got.end()) return "missing " + path;
@@ -132,10 +139,14 @@ std::string DiffTrees(const Tree& want, const Tree& got) {
       return "size of " + path + ": want " + std::to_string(x.data.size()) + " got " +
              std::to_string(it->second.data.size());
     }
-    if (it->second.data != x.data) {
-      size_t i = 0;
-      while (it->second.data[i] == x.data[i]) ++i;
-      return "content of " + path + " differs at byte " + std::to_string(i);
+    const std::string& data = it->second.data;
+    for (auto g = data.begin(), w = x.data.begin();; ++g, ++w) {
+      std::tie(g, w) = std::mismatch(g, data.end(), w);
+      if (g == data.end()) break;
+      const auto at = static_cast<uint64_t>(g - data.begin());
+      if (!allowed || !allowed(path, at, *g)) {
+        return "content of " + path + " differs at byte " + std::to_string(at);
+      }
     }
     if (it->second.xattrs != x.xattrs) return "xattrs of " + path;
   }

@@ -2,6 +2,7 @@
 // should hold, for the Volume tests.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,6 +41,9 @@ class TestImage {
   // aio::FaultInjector); fails the test and returns null on error.
   std::unique_ptr<Volume> Open(aio::Syscalls* faults = nullptr,
                                VolumeOptions options = {.commit_interval_s = 0});
+  // Opens it as the machine does after a power cut: in another boot, so
+  // that a close's commit the device kept without its data is not trusted.
+  std::unique_ptr<Volume> OpenAfterPowerCut();
   Result<std::unique_ptr<Volume>> TryOpen(aio::Syscalls* faults = nullptr,
                                           VolumeOptions options = {.commit_interval_s = 0});
 
@@ -69,8 +73,13 @@ uint64_t Resolve(Volume& volume, const std::string& path);
 std::string ParentOf(const std::string& path);
 std::string BaseName(const std::string& path);
 
-// Describes the first difference between two trees ("" when equal).
-std::string DiffTrees(const Tree& want, const Tree& got);
+// Whether a byte of the file at `path`, at `offset`, that differs from the
+// one wanted may stand as it is.
+using ByteAllowance = std::function<bool(const std::string& path, uint64_t offset, char byte)>;
+
+// Describes the first difference between two trees ("" when equal), passing
+// over differing file bytes that `allowed` (when given) accepts.
+std::string DiffTrees(const Tree& want, const Tree& got, const ByteAllowance& allowed = nullptr);
 
 // fsck reads the image and finds nothing wrong with it (fails the test
 // otherwise, fatally).
