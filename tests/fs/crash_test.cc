@@ -20,18 +20,26 @@
 // writes that must reach the media in order shows. The log is small in two
 // seeds of three, so that cuts fall inside checkpoints.
 //
+// With two writers: the same, with two workloads at once on two threads,
+// each in a directory of its own, so that changes go on while a commit or a
+// checkpoint is written and settled.
+//
 // NVSWAPFS_CRASH_SEEDS sets the number of seeds of each (default 1000);
 // NVSWAPFS_CRASH_SEED replays one.
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "nvswapfs/aio/aio_engine.h"
 #include "nvswapfs/units.h"
@@ -86,8 +94,10 @@ class Workload {
  public:
   // `faults`: the device the volume runs on; once it has crashed, an
   // operation may fail with EIO (or EROFS), which stops the workload.
-  Workload(Volume& volume, uint64_t seed, const aio::FaultInjector& faults)
-      : v_(volume), faults_(faults), rng_(seed) {
+  // `root`: the directory the workload keeps to ("" for the whole volume),
+  // so that workloads on other threads can share the volume.
+  Workload(Volume& volume, uint64_t seed, const aio::FaultInjector& faults, std::string root = "")
+      : v_(volume), faults_(faults), rng_(seed), root_(std::move(root)) {
     states_.emplace_back(0, shape_);
   }
 
@@ -131,7 +141,11 @@ class Workload {
   // hold ("" when it is). `inside`: the cut came inside an operation, so any
   // state since the last sync will do, with bytes written in place after it;
   // otherwise exactly the state of the last sync.
-  std::string Mismatch(const Tree& got, bool inside, size_t* matched = nullptr) const {
+  std::string Mismatch(const Tree& volume, bool inside, size_t* matched = nullptr) const {
+    Tree got;
+    for (const auto& [path, x] : volume) {
+      if (path.starts_with(root_ + "/")) got.emplace(path, x);
+    }
     const size_t candidates = inside ? states_.size() : 1;
     std::string why;
     for (size_t i = 0; i < candidates; ++i) {
@@ -206,7 +220,7 @@ class Workload {
   }
   std::string AnyDir() {
     auto dirs = Paths(true);
-    dirs.push_back("");
+    dirs.push_back(root_);
     return dirs[rng_() % dirs.size()];
   }
   std::string AnyFile() {
@@ -374,6 +388,7 @@ class Workload {
   Volume& v_;
   const aio::FaultInjector& faults_;
   std::mt19937_64 rng_;
+  const std::string root_;
   uint64_t step_ = 0;
   uint64_t next_id_ = 1;
   Shape shape_;
@@ -406,8 +421,13 @@ class CutWitness final : public aio::testing::Forwarding {
     return cut_;
   }
 
+  // Every flush and every write to the log or a checkpoint slot takes
+  // `delay` longer, as on a device slower than memory, so that other
+  // threads' changes go on while a commit is written.
+  void SlowMetadata(std::chrono::microseconds delay) { delay_ = delay; }
+
   int Submit(io_context_t ctx, long n, struct iocb** iocbs) override {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     uint64_t writes = 0;
     bool cut_after = false;
     for (long i = 0; i < n; ++i) {
@@ -415,19 +435,22 @@ class CutWitness final : public aio::testing::Forwarding {
       ++writes;
       cut_after |= Aim(iocbs[i]->u.c.offset, writes);
     }
+    if (last_write_ == "log" || last_write_ == "checkpoint") Delay(lock);
     const int rc = Witness(device_.Submit(ctx, n, iocbs), "write to " + last_write_);
     if (cut_after) device_.CrashAtNth(aio::FaultOp::kFlush, 1);
     return rc;
   }
   ssize_t Pwrite(int fd, const void* buf, size_t count, off_t offset) override {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     const bool cut_after = Aim(static_cast<uint64_t>(offset), 1);
+    if (last_write_ == "log" || last_write_ == "checkpoint") Delay(lock);
     const ssize_t rc = Witness(device_.Pwrite(fd, buf, count, offset), "write to " + last_write_);
     if (cut_after) device_.CrashAtNth(aio::FaultOp::kFlush, 1);
     return rc;
   }
   int Flush(int fd) override {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    Delay(lock);
     return Witness(device_.Flush(fd), "flush after " + last_write_);
   }
 
@@ -448,6 +471,12 @@ class CutWitness final : public aio::testing::Forwarding {
     device_.CrashAtNth(aio::FaultOp::kWrite, nth);
     return false;
   }
+  void Delay(std::unique_lock<std::mutex>& lock) {
+    if (delay_.count() == 0) return;
+    lock.unlock();
+    std::this_thread::sleep_for(delay_);
+    lock.lock();
+  }
   template <typename T>
   T Witness(T rc, const std::string& what) {
     if (cut_.empty() && device_.crashed()) cut_ = what;
@@ -459,6 +488,7 @@ class CutWitness final : public aio::testing::Forwarding {
   mutable std::mutex mu_;
   uint64_t checkpoint_writes_left_ = 0;
   bool cut_after_ = false;
+  std::chrono::microseconds delay_{0};
   std::string last_write_ = "nothing";
   std::string cut_;
 };
@@ -498,39 +528,69 @@ struct CutTally {
   int later_state = 0;              // came back newer than the last sync
 };
 
-void CrashInsideAndCheck(uint64_t seed, CutTally* tally) {
+// `writers`: 1, one workload on the whole volume; 2, two at once, each in
+// a directory of its own on a thread of its own, so that one's changes go
+// on while the other's commit or checkpoint is written (without the
+// volume's lock) and is settled, and the device takes a little longer over
+// the log, the checkpoints and flushes so that this happens often. Each
+// directory must then come back as it was at its own workload's last fsync
+// or at a later point between two of its operations, with nothing of the
+// other's in it. With two, a seed replays the workloads, not how their
+// operations interleaved.
+void CrashInsideAndCheck(uint64_t seed, int writers, CutTally* tally) {
   SCOPED_TRACE("seed " + std::to_string(seed) +
                " (replay: NVSWAPFS_CRASH_SEED=" + std::to_string(seed) + ")");
   std::mt19937_64 rng(seed ^ 0xc07);
   static constexpr uint64_t kLogSizes[] = {16 * kKiB, 64 * kKiB, 0};
-  TestImage image(testing::ImageOptions{.size = 160 << 20, .log_size = kLogSizes[seed % 3]});
+  TestImage image(testing::ImageOptions{.size = static_cast<uint64_t>(64 + 96 * writers) << 20,
+                                        .log_size = kLogSizes[seed % 3]});
   aio::FaultInjector device(seed);
   device.TrackUnflushedWrites(true);
   device.KeepUnflushedOneIn(seed / 3 % 2 == 0 ? 0 : 2);
   CutWitness witness(device, image.layout());
   const uint64_t steps = 20 + rng() % 180;
   // One seed in four aims at a checkpoint (the one closing writes, if the
-  // workload writes none or too few); the others at a random moment.
+  // workload writes none or too few); the others at a random moment during
+  // the first workload.
   const bool at_checkpoint = seed % 4 == 3;
   const uint64_t cut_step = at_checkpoint ? steps : rng() % steps;
   if (at_checkpoint) {
     const uint64_t nth = 1 + rng() % 3;
     witness.CutAtCheckpointWrite(nth, /*after=*/rng() % 2 == 0);
   }
-  std::string mismatch;
-  size_t matched = 0;
+  std::vector<std::string> mismatch(writers);
+  std::vector<size_t> matched(writers);
   {
     auto volume = image.Open(&witness);
     ASSERT_NE(volume, nullptr);
-    Workload w(*volume, seed, device);
-    while (w.step() < steps) {
-      if (w.step() == cut_step) {
+    std::vector<std::unique_ptr<Workload>> w;
+    if (writers == 1) {
+      w.push_back(std::make_unique<Workload>(*volume, seed, device));
+    } else {
+      for (int i = 0; i < writers; ++i) {
+        const std::string dir = "t" + std::to_string(i);
+        ASSERT_TRUE(volume->Mkdir(kRootIno, dir, NewInode{0755, 0, 0}).ok());
+        w.push_back(std::make_unique<Workload>(*volume, seed + i, device, "/" + dir));
+      }
+      ASSERT_TRUE(volume->Sync().ok());
+      witness.SlowMetadata(std::chrono::microseconds(250 * (rng() % 4)));
+    }
+    std::vector<std::thread> others;
+    for (int i = 1; i < writers; ++i) {
+      others.emplace_back([&, i, steps = 20 + rng() % 180] {
+        while (w[i]->step() < steps && w[i]->Step()) {
+        }
+      });
+    }
+    while (w[0]->step() < steps) {
+      if (w[0]->step() == cut_step) {
         // One of the next few writes or flushes, whoever issues it.
         const aio::FaultOp op = rng() % 3 == 0 ? aio::FaultOp::kFlush : aio::FaultOp::kWrite;
         device.CrashAtNth(op, 1 + rng() % 3);
       }
-      if (!w.Step()) break;
+      if (!w[0]->Step()) break;
     }
+    for (std::thread& t : others) t.join();
     if (::testing::Test::HasFailure()) return;
     // A cut that has not come yet comes at the first flush of closing (or,
     // aimed at a checkpoint, at closing's checkpoint if at all). What the
@@ -541,14 +601,22 @@ void CrashInsideAndCheck(uint64_t seed, CutTally* tally) {
     ASSERT_TRUE(device.CrashNow().ok());
     auto reopened = image.OpenAfterPowerCut();
     ASSERT_NE(reopened, nullptr);
-    mismatch = w.Mismatch(testing::ReadTree(*reopened), /*inside=*/true, &matched);
+    const Tree got = testing::ReadTree(*reopened);
+    for (int i = 0; i < writers; ++i) {
+      mismatch[i] = w[i]->Mismatch(got, /*inside=*/true, &matched[i]);
+    }
     ASSERT_TRUE(reopened->Close().ok());
   }
   const std::string cut = witness.cut();
-  ASSERT_EQ(mismatch, "") << "the cut: " << (cut.empty() ? "none, closed cleanly" : cut);
+  for (int i = 0; i < writers; ++i) {
+    ASSERT_EQ(mismatch[i], "") << (writers > 1 ? "in /t" + std::to_string(i) + "; " : "")
+                               << "the cut: " << (cut.empty() ? "none, closed cleanly" : cut);
+  }
   testing::ExpectFsckClean(image.path());
   ++tally->cuts[cut.empty() ? "none (closed cleanly)" : cut];
-  if (matched > 0) ++tally->later_state;
+  if (std::any_of(matched.begin(), matched.end(), [](size_t m) { return m > 0; })) {
+    ++tally->later_state;
+  }
 }
 
 uint64_t Seeds() {
@@ -578,16 +646,33 @@ TEST(CrashTest, FsyncedStateSurvivesAPowerCutAtAnyMoment) {
 TEST(CrashTest, FsyncedStateSurvivesAPowerCutInsideAnOperation) {
   CutTally tally;
   if (auto one = OneSeed(); one.has_value()) {
-    CrashInsideAndCheck(*one, &tally);
+    CrashInsideAndCheck(*one, 1, &tally);
     return;
   }
   const uint64_t seeds = Seeds();
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
-    CrashInsideAndCheck(seed, &tally);
+    CrashInsideAndCheck(seed, 1, &tally);
     if (HasFailure()) return;
   }
   std::cout << "crash loop inside operations: " << seeds << " seeds, no fsync'd byte lost; "
             << tally.later_state << " came back newer than their last fsync; the cuts:";
+  for (const auto& [what, count] : tally.cuts) std::cout << " " << what << ": " << count << ";";
+  std::cout << "\n";
+}
+
+TEST(CrashTest, FsyncedStateSurvivesAPowerCutWithTwoWritersAtWork) {
+  CutTally tally;
+  if (auto one = OneSeed(); one.has_value()) {
+    CrashInsideAndCheck(*one, 2, &tally);
+    return;
+  }
+  const uint64_t seeds = Seeds();
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    CrashInsideAndCheck(seed, 2, &tally);
+    if (HasFailure()) return;
+  }
+  std::cout << "crash loop with two writers: " << seeds << " seeds, no fsync'd byte lost; "
+            << tally.later_state << " came back newer than a last fsync; the cuts:";
   for (const auto& [what, count] : tally.cuts) std::cout << " " << what << ": " << count << ";";
   std::cout << "\n";
 }
