@@ -560,6 +560,9 @@ void CrashInsideAndCheck(uint64_t seed, int writers, CutTally* tally) {
   }
   std::vector<std::string> mismatch(writers);
   std::vector<size_t> matched(writers);
+  // With several writers, the root holds their directories and nothing else.
+  std::vector<std::string> roots;
+  std::string top_level;  // what is wrong there ("" when nothing)
   {
     auto volume = image.Open(&witness);
     ASSERT_NE(volume, nullptr);
@@ -570,7 +573,8 @@ void CrashInsideAndCheck(uint64_t seed, int writers, CutTally* tally) {
       for (int i = 0; i < writers; ++i) {
         const std::string dir = "t" + std::to_string(i);
         ASSERT_TRUE(volume->Mkdir(kRootIno, dir, NewInode{0755, 0, 0}).ok());
-        w.push_back(std::make_unique<Workload>(*volume, seed + i, device, "/" + dir));
+        roots.push_back("/" + dir);
+        w.push_back(std::make_unique<Workload>(*volume, seed + i, device, roots.back()));
       }
       ASSERT_TRUE(volume->Sync().ok());
       witness.SlowMetadata(std::chrono::microseconds(250 * (rng() % 4)));
@@ -605,9 +609,19 @@ void CrashInsideAndCheck(uint64_t seed, int writers, CutTally* tally) {
     for (int i = 0; i < writers; ++i) {
       mismatch[i] = w[i]->Mismatch(got, /*inside=*/true, &matched[i]);
     }
+    for (const auto& [path, x] : got) {
+      const std::string top = path.substr(0, path.find('/', 1));
+      if (!roots.empty() && std::find(roots.begin(), roots.end(), top) == roots.end()) {
+        top_level = "unexpected " + path;
+      }
+    }
+    for (const std::string& root : roots) {
+      if (!got.contains(root) || !got.at(root).dir) top_level = "no directory " + root;
+    }
     ASSERT_TRUE(reopened->Close().ok());
   }
   const std::string cut = witness.cut();
+  ASSERT_EQ(top_level, "");
   for (int i = 0; i < writers; ++i) {
     ASSERT_EQ(mismatch[i], "") << (writers > 1 ? "in /t" + std::to_string(i) + "; " : "")
                                << "the cut: " << (cut.empty() ? "none, closed cleanly" : cut);
@@ -643,38 +657,31 @@ TEST(CrashTest, FsyncedStateSurvivesAPowerCutAtAnyMoment) {
   std::cout << "crash loop: " << seeds << " seeds, no fsync'd byte lost\n";
 }
 
-TEST(CrashTest, FsyncedStateSurvivesAPowerCutInsideAnOperation) {
+// Runs CrashInsideAndCheck over the seeds (or the one to replay) and says
+// what the cuts interrupted.
+void CrashInsideLoop(int writers, std::string_view name) {
   CutTally tally;
   if (auto one = OneSeed(); one.has_value()) {
-    CrashInsideAndCheck(*one, 1, &tally);
+    CrashInsideAndCheck(*one, writers, &tally);
     return;
   }
   const uint64_t seeds = Seeds();
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
-    CrashInsideAndCheck(seed, 1, &tally);
-    if (HasFailure()) return;
+    CrashInsideAndCheck(seed, writers, &tally);
+    if (::testing::Test::HasFailure()) return;
   }
-  std::cout << "crash loop inside operations: " << seeds << " seeds, no fsync'd byte lost; "
-            << tally.later_state << " came back newer than their last fsync; the cuts:";
+  std::cout << name << ": " << seeds << " seeds, no fsync'd byte lost; " << tally.later_state
+            << " came back newer than a last fsync; the cuts:";
   for (const auto& [what, count] : tally.cuts) std::cout << " " << what << ": " << count << ";";
   std::cout << "\n";
 }
 
+TEST(CrashTest, FsyncedStateSurvivesAPowerCutInsideAnOperation) {
+  CrashInsideLoop(1, "crash loop inside operations");
+}
+
 TEST(CrashTest, FsyncedStateSurvivesAPowerCutWithTwoWritersAtWork) {
-  CutTally tally;
-  if (auto one = OneSeed(); one.has_value()) {
-    CrashInsideAndCheck(*one, 2, &tally);
-    return;
-  }
-  const uint64_t seeds = Seeds();
-  for (uint64_t seed = 1; seed <= seeds; ++seed) {
-    CrashInsideAndCheck(seed, 2, &tally);
-    if (HasFailure()) return;
-  }
-  std::cout << "crash loop with two writers: " << seeds << " seeds, no fsync'd byte lost; "
-            << tally.later_state << " came back newer than a last fsync; the cuts:";
-  for (const auto& [what, count] : tally.cuts) std::cout << " " << what << ": " << count << ";";
-  std::cout << "\n";
+  CrashInsideLoop(2, "crash loop with two writers");
 }
 
 }  // namespace
