@@ -293,7 +293,6 @@ void Volume::FinishTransfer(Transfer* t) {
   {
     std::lock_guard lock(mu_);
     Unpin(t->ino);
-    if (--transfers_ == 0) transfers_done_.notify_all();
   }
   Gate(t->ino).UnlockShared();
   if (!error.ok()) {
@@ -301,6 +300,12 @@ void Volume::FinishTransfer(Transfer* t) {
   } else {
     t->done(static_cast<size_t>(t->length));
   }
+  // Counted out only once reported and let go: what `done` holds (a reply
+  // buffer from its caller's pool) is given back before Close returns and
+  // the caller tears down what it lent.
+  owned.reset();
+  std::lock_guard lock(mu_);
+  if (--transfers_ == 0) transfers_done_.notify_all();
 }
 
 // One WriteAsync call: its engine requests hold a reference each, the

@@ -660,6 +660,43 @@ TEST_F(VolumeTest, SpaceFreedByACommitBeingWrittenIsNotReusedBeforeItIsDurable) 
   ExpectFsckClean(image_.path());
 }
 
+// A read's callback may hold what its caller lent (the daemon's reply
+// buffers, from a pool it destroys once the volume is closed): Close waits
+// until every callback has returned and let go of what it holds.
+TEST_F(VolumeTest, CloseWaitsForEveryReadToReportAndLetGo) {
+  const uint64_t f = MakeFile("f", Pattern(1 << 20, 3));
+  std::atomic<bool> let_go = false;
+  struct Held {
+    std::atomic<bool>* let_go;
+    ~Held() { *let_go = true; }
+  };
+  auto held = std::make_shared<Held>(&let_go);
+  std::promise<void> reporting;
+  std::promise<void> go_on;
+  std::string out(1 << 20, '\0');
+  volume_->ReadAsync(
+      f, 0, std::as_writable_bytes(std::span(out)),
+      [held = std::move(held), &reporting, waiting = go_on.get_future().share()](Result<size_t> n) {
+        EXPECT_TRUE(n.ok());
+        reporting.set_value();
+        waiting.wait();
+      });
+  reporting.get_future().wait();
+  std::atomic<bool> closed = false;
+  bool let_go_when_closed = false;
+  auto close = std::async(std::launch::async, [&] {
+    const Status s = volume_->Close();
+    let_go_when_closed = let_go;
+    closed = true;
+    return s;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(closed) << "Close returned while a read's callback was still running";
+  go_on.set_value();
+  EXPECT_TRUE(close.get().ok());
+  EXPECT_TRUE(let_go_when_closed) << "Close returned before the callback let go of what it held";
+}
+
 TEST_F(VolumeTest, WriteBehindFailureIsReportedLaterAndItsBytesReadAsEio) {
   const uint64_t f = MakeFile("victim", std::string(2 << 20, 'v'));
   const uint64_t other = MakeFile("other", "fine");

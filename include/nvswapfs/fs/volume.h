@@ -438,7 +438,7 @@ class Volume {
   std::unordered_map<uint64_t, uint32_t> pins_;
   size_t metadata_bytes_ = 0;  // estimate of the next checkpoint's size
   bool closed_ = false;
-  int transfers_ = 0;  // in flight; Close waits for none
+  int transfers_ = 0;  // in flight or reporting; Close waits for none
   std::condition_variable transfers_done_;
   Status poisoned_;  // set when a commit failed: the volume turns read-only
 
