@@ -440,7 +440,7 @@ void Volume::ReleaseWriteOp(const std::shared_ptr<WriteOp>& op) {
       std::lock_guard lock(op->mu);
       error = op->error;
     }
-    if (error.ok()) return op->done(static_cast<size_t>(op->length));
+    if (error.ok()) return ReportWrite(*op, static_cast<size_t>(op->length));
     {
       std::lock_guard lock(mu_);
       ReapWriteFailuresLocked();
@@ -452,8 +452,17 @@ void Volume::ReleaseWriteOp(const std::shared_ptr<WriteOp>& op) {
         MarkDirty(op->ino);
       }
     }
-    op->done(FileError("write", op->path, op->offset, op->length, error));
+    ReportWrite(*op, FileError("write", op->path, op->offset, op->length, error));
   });
+}
+
+void Volume::ReportWrite(WriteOp& op, Result<size_t> result) {
+  op.done(std::move(result));
+  if (op.mode != WriteMode::kThrough) return;
+  // Counted out only once reported, as reads are (FinishTransfer): the
+  // caller's reply must not outlive what Close's caller tears down next.
+  std::lock_guard lock(mu_);
+  if (--transfers_ == 0) transfers_done_.notify_all();
 }
 
 void Volume::WriteDone(const std::shared_ptr<WriteOp>& op, uint64_t ino, BlockRange blocks,
@@ -567,6 +576,9 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data
   bool dropped_set_id = false;
   Status refused = [&]() -> Status {
     std::lock_guard lock(mu_);
+    // A write that reports once on the device counts as in flight until it
+    // has (ReportWrite); Close waits for it.
+    if (mode == WriteMode::kThrough) ++transfers_;
     auto node = Node("write", ino);
     if (!node.ok()) return node.status();
     Inode& inode = **node;
@@ -592,7 +604,7 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data
   if (dropped_set_id && attr_listener_) attr_listener_(ino);
   if (!refused.ok() || op->length == 0) {
     op->reported = true;
-    op->done(refused.ok() ? Result<size_t>(size_t{0}) : Result<size_t>(std::move(refused)));
+    ReportWrite(*op, refused.ok() ? Result<size_t>(size_t{0}) : Result<size_t>(std::move(refused)));
     return;
   }
 
@@ -710,8 +722,8 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data
   }
   if (mode == WriteMode::kBehind || !refused.ok()) {
     op->reported = true;
-    op->done(refused.ok() ? Result<size_t>(static_cast<size_t>(op->length))
-                          : Result<size_t>(std::move(refused)));
+    ReportWrite(*op, refused.ok() ? Result<size_t>(static_cast<size_t>(op->length))
+                                  : Result<size_t>(std::move(refused)));
   }
   ReleaseWriteOp(op);
 }

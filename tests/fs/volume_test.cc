@@ -660,10 +660,14 @@ TEST_F(VolumeTest, SpaceFreedByACommitBeingWrittenIsNotReusedBeforeItIsDurable) 
   ExpectFsckClean(image_.path());
 }
 
-// A read's callback may hold what its caller lent (the daemon's reply
-// buffers, from a pool it destroys once the volume is closed): Close waits
-// until every callback has returned and let go of what it holds.
-TEST_F(VolumeTest, CloseWaitsForEveryReadToReportAndLetGo) {
+// A read's or a write-through's callback may hold or use what its caller
+// lent (the daemon's reply buffers, from a pool it destroys once the volume
+// is closed; its FUSE session): Close waits until every callback has
+// returned and let go of what it holds.
+class CloseWaitsTest : public VolumeTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(CloseWaitsTest, ForEveryReportAndWhatItsCallbackHolds) {
+  const bool write = GetParam();
   const uint64_t f = MakeFile("f", Pattern(1 << 20, 3));
   std::atomic<bool> let_go = false;
   struct Held {
@@ -673,14 +677,18 @@ TEST_F(VolumeTest, CloseWaitsForEveryReadToReportAndLetGo) {
   auto held = std::make_shared<Held>(&let_go);
   std::promise<void> reporting;
   std::promise<void> go_on;
-  std::string out(1 << 20, '\0');
-  volume_->ReadAsync(
-      f, 0, std::as_writable_bytes(std::span(out)),
-      [held = std::move(held), &reporting, waiting = go_on.get_future().share()](Result<size_t> n) {
-        EXPECT_TRUE(n.ok());
-        reporting.set_value();
-        waiting.wait();
-      });
+  Volume::TransferDone done = [held = std::move(held), &reporting,
+                               waiting = go_on.get_future().share()](Result<size_t> n) {
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    reporting.set_value();
+    waiting.wait();
+  };
+  std::string data(1 << 20, 'w');
+  if (write) {
+    volume_->WriteAsync(f, 4096, Bytes(data), std::move(done), WriteMode::kThrough);
+  } else {
+    volume_->ReadAsync(f, 0, std::as_writable_bytes(std::span(data)), std::move(done));
+  }
   reporting.get_future().wait();
   std::atomic<bool> closed = false;
   bool let_go_when_closed = false;
@@ -691,11 +699,14 @@ TEST_F(VolumeTest, CloseWaitsForEveryReadToReportAndLetGo) {
     return s;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(closed) << "Close returned while a read's callback was still running";
+  EXPECT_FALSE(closed) << "Close returned while a callback was still running";
   go_on.set_value();
   EXPECT_TRUE(close.get().ok());
   EXPECT_TRUE(let_go_when_closed) << "Close returned before the callback let go of what it held";
 }
+
+INSTANTIATE_TEST_SUITE_P(ReadAndWriteThrough, CloseWaitsTest, ::testing::Bool(),
+                         [](const auto& p) { return p.param ? "Write" : "Read"; });
 
 TEST_F(VolumeTest, WriteBehindFailureIsReportedLaterAndItsBytesReadAsEio) {
   const uint64_t f = MakeFile("victim", std::string(2 << 20, 'v'));

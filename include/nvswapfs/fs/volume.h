@@ -393,6 +393,9 @@ class Volume {
   void WriteDone(const std::shared_ptr<WriteOp>& op, uint64_t ino, BlockRange blocks, bool fresh,
                  Status s);
   void ReleaseWriteOp(const std::shared_ptr<WriteOp>& op);
+  // Calls the write's `done`; a kThrough write is counted out of transfers_
+  // once it has returned.
+  void ReportWrite(WriteOp& op, Result<size_t> result);
   // A buffer gathering `ino`'s bytes of the file window at `window`.
   Tail* NewTailLocked(uint64_t ino, uint64_t window);
   void BumpVersionLocked(uint64_t ino) { ++data_versions_[ino]; }
@@ -438,7 +441,7 @@ class Volume {
   std::unordered_map<uint64_t, uint32_t> pins_;
   size_t metadata_bytes_ = 0;  // estimate of the next checkpoint's size
   bool closed_ = false;
-  int transfers_ = 0;  // in flight or reporting; Close waits for none
+  int transfers_ = 0;  // reads, and writes that report on the device: in flight or reporting
   std::condition_variable transfers_done_;
   Status poisoned_;  // set when a commit failed: the volume turns read-only
 
