@@ -304,6 +304,10 @@ void Volume::FinishTransfer(Transfer* t) {
   // buffer from its caller's pool) is given back before Close returns and
   // the caller tears down what it lent.
   owned.reset();
+  EndTransfer();
+}
+
+void Volume::EndTransfer() {
   std::lock_guard lock(mu_);
   if (--transfers_ == 0) transfers_done_.notify_all();
 }
@@ -461,8 +465,7 @@ void Volume::ReportWrite(WriteOp& op, Result<size_t> result) {
   if (op.mode != WriteMode::kThrough) return;
   // Counted out only once reported, as reads are (FinishTransfer): the
   // caller's reply must not outlive what Close's caller tears down next.
-  std::lock_guard lock(mu_);
-  if (--transfers_ == 0) transfers_done_.notify_all();
+  EndTransfer();
 }
 
 void Volume::WriteDone(const std::shared_ptr<WriteOp>& op, uint64_t ino, BlockRange blocks,

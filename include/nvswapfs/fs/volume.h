@@ -396,6 +396,9 @@ class Volume {
   // Calls the write's `done`; a kThrough write is counted out of transfers_
   // once it has returned.
   void ReportWrite(WriteOp& op, Result<size_t> result);
+  // One read or write-through is over, reported and let go: counted out of
+  // transfers_, which Close waits to see reach zero.
+  void EndTransfer();
   // A buffer gathering `ino`'s bytes of the file window at `window`.
   Tail* NewTailLocked(uint64_t ino, uint64_t window);
   void BumpVersionLocked(uint64_t ino) { ++data_versions_[ino]; }
