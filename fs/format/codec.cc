@@ -75,27 +75,6 @@ uint32_t Crc32c(std::span<const std::byte> data, uint32_t seed) {
   return internal::Crc32cPortable(data, seed);
 }
 
-void Encoder::U8(uint8_t v) {
-  out_->push_back(static_cast<std::byte>(v));
-}
-
-void Encoder::U16(uint16_t v) {
-  U8(static_cast<uint8_t>(v));
-  U8(static_cast<uint8_t>(v >> 8));
-}
-
-void Encoder::U32(uint32_t v) {
-  std::byte buf[4];
-  StoreLe32(buf, v);
-  out_->insert(out_->end(), buf, buf + 4);
-}
-
-void Encoder::U64(uint64_t v) {
-  std::byte buf[8];
-  StoreLe64(buf, v);
-  out_->insert(out_->end(), buf, buf + 8);
-}
-
 void Encoder::Bytes(std::span<const std::byte> data) {
   out_->insert(out_->end(), data.begin(), data.end());
 }
@@ -182,14 +161,6 @@ std::string Decoder::String16() {
   const size_t n = U16();
   auto bytes = Bytes(n);
   return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-void StoreLe32(std::byte* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
-}
-
-void StoreLe64(std::byte* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
 }
 
 uint32_t LoadLe32(const std::byte* p) {

@@ -155,13 +155,13 @@ std::string Metadata::PathOf(uint64_t ino) const {
 uint32_t Metadata::EncodeCheckpoint(std::vector<std::byte>* body) const {
   uint32_t count = 0;
   for (const auto& [ino, inode] : inodes_) {
-    EncodeRecord(inode->ToRecord(), body);
+    EncodeInodeRecord(inode->attr, inode->extents.extents(), body);
     ++count;
   }
   for (const auto& [ino, inode] : inodes_) {
     if (!inode->dir) continue;
     for (const auto& [cookie, entry] : inode->dir->entries()) {
-      EncodeRecord(DirentAddRecord{ino, entry.ino, cookie, entry.name}, body);
+      EncodeDirentAddRecord(ino, entry.ino, cookie, entry.name, body);
       ++count;
     }
   }

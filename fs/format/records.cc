@@ -1,5 +1,6 @@
 #include "nvswapfs/fs/records.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <string_view>
@@ -54,7 +55,9 @@ size_t Clamp(const std::vector<T>& v, size_t max) {
   return v.size() < max ? v.size() : max;
 }
 
-void EncodePayload(const InodeRecord& r, Encoder* e) {
+// An inode's payload with `all_extents` as its extents (the record's own are
+// not read): an inode in memory keeps its extents in a map of their own.
+void EncodeInodePayload(const InodeRecord& r, std::span<const Extent> all_extents, Encoder* e) {
   e->U64(r.ino);
   e->U32(r.mode);
   e->U32(r.uid);
@@ -74,10 +77,10 @@ void EncodePayload(const InodeRecord& r, Encoder* e) {
     e->String8(r.xattrs[i].first);
     e->String16(r.xattrs[i].second);
   }
-  const size_t extents = Clamp(r.extents, UINT32_MAX);
+  const size_t extents = std::min<size_t>(all_extents.size(), UINT32_MAX);
   e->U32(static_cast<uint32_t>(extents));
   for (size_t i = 0; i < extents; ++i) {
-    const Extent& x = r.extents[i];
+    const Extent& x = all_extents[i];
     e->U64(x.logical);
     e->U64(x.physical);
     e->U32(x.count);
@@ -85,20 +88,40 @@ void EncodePayload(const InodeRecord& r, Encoder* e) {
   }
 }
 
+void EncodePayload(const InodeRecord& r, Encoder* e) {
+  EncodeInodePayload(r, r.extents, e);
+}
+
 void EncodePayload(const InodeDeleteRecord& r, Encoder* e) {
   e->U64(r.ino);
 }
 
+void EncodeDirentAddPayload(uint64_t dir, uint64_t ino, uint64_t cookie, std::string_view name,
+                            Encoder* e) {
+  e->U64(dir);
+  e->U64(ino);
+  e->U64(cookie);
+  e->String8(name);
+}
+
 void EncodePayload(const DirentAddRecord& r, Encoder* e) {
-  e->U64(r.dir);
-  e->U64(r.ino);
-  e->U64(r.cookie);
-  e->String8(r.name);
+  EncodeDirentAddPayload(r.dir, r.ino, r.cookie, r.name, e);
 }
 
 void EncodePayload(const DirentRemoveRecord& r, Encoder* e) {
   e->U64(r.dir);
   e->String8(r.name);
+}
+
+// Frames one record: type, length, then what `payload` encodes.
+template <typename EncodeFn>
+void EncodeFramed(RecordType type, std::vector<std::byte>* out, EncodeFn payload) {
+  Encoder e(out);
+  e.U8(static_cast<uint8_t>(type));
+  const size_t length_at = e.size();
+  e.U32(0);
+  payload(&e);
+  e.PatchU32(length_at, static_cast<uint32_t>(e.size() - length_at - 4));
 }
 
 // The payload decoders return what is wrong with the payload, or an empty
@@ -283,16 +306,22 @@ size_t CountFramedRecords(std::span<const std::byte> payload) {
 }  // namespace
 
 void EncodeRecord(const Record& record, std::vector<std::byte>* out) {
-  Encoder e(out);
   std::visit(
-      [&e](const auto& r) {
-        e.U8(static_cast<uint8_t>(TypeOf(r)));
-        const size_t length_at = e.size();
-        e.U32(0);
-        EncodePayload(r, &e);
-        e.PatchU32(length_at, static_cast<uint32_t>(e.size() - length_at - 4));
+      [out](const auto& r) {
+        EncodeFramed(TypeOf(r), out, [&r](Encoder* e) { EncodePayload(r, e); });
       },
       record);
+}
+
+void EncodeInodeRecord(const InodeRecord& attr, std::span<const Extent> extents,
+                       std::vector<std::byte>* out) {
+  EncodeFramed(RecordType::kInode, out, [&](Encoder* e) { EncodeInodePayload(attr, extents, e); });
+}
+
+void EncodeDirentAddRecord(uint64_t dir, uint64_t ino, uint64_t cookie, std::string_view name,
+                           std::vector<std::byte>* out) {
+  EncodeFramed(RecordType::kDirentAdd, out,
+               [&](Encoder* e) { EncodeDirentAddPayload(dir, ino, cookie, name, e); });
 }
 
 Result<std::vector<Record>> DecodeRecords(std::span<const std::byte> payload) {

@@ -19,15 +19,30 @@ namespace nvswapfs::fs {
 // record. Uses the CPU's crc32 instruction when present.
 uint32_t Crc32c(std::span<const std::byte> data, uint32_t seed = 0);
 
+// Standalone little-endian helpers for fixed offsets in a block.
+// Byte by byte, whatever the host's order; compilers make each one store.
+inline void StoreLe16(std::byte* p, uint16_t v) {
+  for (int i = 0; i < 2; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
+}
+inline void StoreLe32(std::byte* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
+}
+inline void StoreLe64(std::byte* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
+}
+uint32_t LoadLe32(const std::byte* p);
+uint64_t LoadLe64(const std::byte* p);
+
 // Appends fields to a growing byte vector.
 class Encoder {
  public:
   explicit Encoder(std::vector<std::byte>* out) : out_(out) {}
 
-  void U8(uint8_t v);
-  void U16(uint16_t v);
-  void U32(uint32_t v);
-  void U64(uint64_t v);
+  // Inline: a checkpoint encodes millions of these under the metadata lock.
+  void U8(uint8_t v) { out_->push_back(static_cast<std::byte>(v)); }
+  void U16(uint16_t v) { StoreLe16(Grow(2), v); }
+  void U32(uint32_t v) { StoreLe32(Grow(4), v); }
+  void U64(uint64_t v) { StoreLe64(Grow(8), v); }
   void I64(int64_t v) { U64(static_cast<uint64_t>(v)); }
   void Bytes(std::span<const std::byte> data);
   void Bytes(std::string_view data);
@@ -46,6 +61,13 @@ class Encoder {
   void PatchU32(size_t pos, uint32_t v);
 
  private:
+  // Appends n bytes and returns where they start.
+  std::byte* Grow(size_t n) {
+    const size_t at = out_->size();
+    out_->resize(at + n);
+    return out_->data() + at;
+  }
+
   std::vector<std::byte>* out_;
 };
 
@@ -76,11 +98,5 @@ class Decoder {
   size_t pos_ = 0;
   bool ok_ = true;
 };
-
-// Standalone little-endian helpers for fixed offsets in a block.
-void StoreLe32(std::byte* p, uint32_t v);
-void StoreLe64(std::byte* p, uint64_t v);
-uint32_t LoadLe32(const std::byte* p);
-uint64_t LoadLe64(const std::byte* p);
 
 }  // namespace nvswapfs::fs

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -106,6 +107,15 @@ using Record = std::variant<InodeRecord, InodeDeleteRecord, DirentAddRecord, Dir
 // Appends the encoding of `record` to `out`. The record must respect the
 // limits above (the Volume validates names and values before they get here).
 void EncodeRecord(const Record& record, std::vector<std::byte>* out);
+
+// The same encodings, from parts kept elsewhere, without building the
+// Record: an inode whose extents are `extents` (its own `extents` field is
+// not read), and a directory entry. A checkpoint encodes every inode and
+// entry of the namespace this way.
+void EncodeInodeRecord(const InodeRecord& attr, std::span<const Extent> extents,
+                       std::vector<std::byte>* out);
+void EncodeDirentAddRecord(uint64_t dir, uint64_t ino, uint64_t cookie, std::string_view name,
+                           std::vector<std::byte>* out);
 
 // Decodes every record of `payload` (a concatenation of encoded records).
 // EINVAL (op "decode records", subject "metadata") naming the record index,
