@@ -453,16 +453,22 @@ Status MetadataStore::WriteCheckpoint(std::span<const std::byte> body, uint32_t 
   header.next_ino = next_ino;
   header.body_length = body.size();
   header.body_crc = Crc32c(body);
-  std::vector<std::byte> bytes;
-  EncodeCheckpoint(header, body, &bytes);
-  if (bytes.size() > sb_.ckpt_size) {
+  const uint64_t length = kBlockSize + RoundUp(body.size(), kBlockSize);
+  if (length > sb_.ckpt_size) {
     return Status::Error(ENOSPC, "checkpoint", engine_->device().path)
-        .WithDetail("metadata (" + FormatSize(bytes.size()) + ") exceeds the checkpoint slot (" +
+        .WithDetail("metadata (" + FormatSize(length) + ") exceeds the checkpoint slot (" +
                     FormatSize(sb_.ckpt_size) + ")");
   }
+  // The header block, the body and its padding laid out in the one buffer
+  // written: a checkpoint of a large namespace is tens of MiB, copied once.
+  auto buf = AlignedBuffer::Allocate(length);  // zero-filled: the padding
+  if (!buf.ok()) return buf.status();
+  EncodeCheckpointHeader(header, std::span<std::byte, kBlockSize>(buf->data(), kBlockSize));
+  if (!body.empty()) std::memcpy(buf->data() + kBlockSize, body.data(), body.size());
   const int slot = 1 - active_slot_;
   NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
-  NVSWAPFS_RETURN_IF_ERROR(WriteAt(sb_.ckpt_offset[slot], bytes));
+  NVSWAPFS_RETURN_IF_ERROR(
+      engine_->Execute({IoOp::kWrite, sb_.ckpt_offset[slot], buf->data(), length}));
   NVSWAPFS_RETURN_IF_ERROR(engine_->Flush());
   active_slot_ = slot;
   unsealed_ = false;

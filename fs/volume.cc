@@ -252,8 +252,7 @@ Volume::CommitBatch Volume::TakeBatchLocked(bool durable) {
     b.records.clear();
     b.is_checkpoint = true;
     b.durable = true;
-    b.checkpoint.reserve(metadata_bytes_);
-    b.checkpoint_records = meta_.EncodeCheckpoint(&b.checkpoint);
+    b.checkpoint_records = EncodeCheckpointLocked(&b.checkpoint);
   }
   ForgetChangesLocked();
   return b;
@@ -301,7 +300,9 @@ void Volume::SettleLocked() {
 
 Status Volume::CheckpointLocked() {
   if (!poisoned_.ok()) return poisoned_;
-  Status s = store_.Checkpoint(meta_, next_ino_);
+  std::vector<std::byte> body;
+  const uint32_t records = EncodeCheckpointLocked(&body);
+  Status s = store_.WriteCheckpoint(body, records, next_ino_);
   if (!s.ok()) {
     poisoned_ = s;
     return s;
@@ -311,6 +312,13 @@ Status Volume::CheckpointLocked() {
   allocator_.CommitFrees();
   data_flushed_ = data_written_;
   return Status::Ok();
+}
+
+uint32_t Volume::EncodeCheckpointLocked(std::vector<std::byte>* body) const {
+  // metadata_bytes_ estimates the encoding from above (InodeBytes and
+  // DirentBytes round up), so the body is not moved while it grows.
+  body->reserve(metadata_bytes_);
+  return meta_.EncodeCheckpoint(body);
 }
 
 void Volume::ForgetChangesLocked() {

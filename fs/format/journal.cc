@@ -175,13 +175,10 @@ Result<std::vector<Record>> DecodeCommitRecords(const CommitHeader& header,
   return DecodeCounted(payload, header.record_count, kCommitOp, kCommitSubject, context);
 }
 
-void EncodeCheckpoint(CheckpointHeader header, std::span<const std::byte> body,
-                      std::vector<std::byte>* out) {
-  header.body_length = body.size();
-  header.body_crc = Crc32c(body);
-  const size_t start = out->size();
-  out->resize(start + kBlockSize, std::byte{0});
-  std::byte* p = out->data() + start;
+void EncodeCheckpointHeader(const CheckpointHeader& header,
+                            std::span<std::byte, kBlockSize> block) {
+  std::byte* p = block.data();
+  std::memset(p, 0, kBlockSize);
   std::memcpy(p, kCheckpointMagic, sizeof(kCheckpointMagic));
   std::memcpy(p + kCkptUuidAt, header.uuid.data(), header.uuid.size());
   StoreLe64(p + kCkptGenerationAt, header.generation);
@@ -191,6 +188,15 @@ void EncodeCheckpoint(CheckpointHeader header, std::span<const std::byte> body,
   StoreLe32(p + kCkptCountAt, header.record_count);
   StoreLe32(p + kCkptBodyCrcAt, header.body_crc);
   StoreLe32(p + kCkptHeaderCrcAt, Crc32c(std::span(p, kCkptHeaderCrcAt)));
+}
+
+void EncodeCheckpoint(CheckpointHeader header, std::span<const std::byte> body,
+                      std::vector<std::byte>* out) {
+  header.body_length = body.size();
+  header.body_crc = Crc32c(body);
+  const size_t start = out->size();
+  out->resize(start + kBlockSize);
+  EncodeCheckpointHeader(header, std::span<std::byte, kBlockSize>(out->data() + start, kBlockSize));
   out->insert(out->end(), body.begin(), body.end());
   PadBlock(start, out);
 }

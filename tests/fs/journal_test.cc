@@ -381,6 +381,21 @@ TEST(CheckpointTest, GoldenHeaderBytes) {
   for (size_t i = 4096 + body.size(); i < ckpt.size(); ++i) ASSERT_EQ(p[i], std::byte{0});
 }
 
+// The header block on its own, as a writer that lays out the body itself
+// encodes it: the same bytes as the whole checkpoint's first block, over
+// whatever the block held before.
+TEST(CheckpointTest, HeaderBlockAloneIsTheCheckpointsFirstBlock) {
+  const std::vector<Record> records = SomeRecords();
+  const Bytes body = Encode(records);
+  const Bytes ckpt = Checkpoint(records);
+  CheckpointHeader h = TestCheckpointHeader(static_cast<uint32_t>(records.size()));
+  h.body_length = body.size();
+  h.body_crc = Crc32c(body);
+  Bytes block(kBlockSize, std::byte{0xA5});
+  EncodeCheckpointHeader(h, std::span<std::byte, kBlockSize>(block.data(), kBlockSize));
+  EXPECT_EQ(block, Bytes(ckpt.begin(), ckpt.begin() + kBlockSize));
+}
+
 TEST(CheckpointTest, EmptyNamespace) {
   const Bytes ckpt = Checkpoint({});
   EXPECT_EQ(ckpt.size(), 4096u);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -184,6 +185,55 @@ TEST_F(DamagedStoreTest, DamagedMiddleCommitIsRefusedAndReported) {
   ASSERT_TRUE(checked.ok());
   EXPECT_TRUE(Contains(checked->problems, "later ones follow it"));
   EXPECT_EQ(checked->ExitCode(), 4);
+}
+
+// A checkpoint's slot holds its header block, its body and zeros to the
+// end of its last block, whatever the slot held before: here both slots
+// are overwritten with 0xA5 while the volume is open, and the one its close
+// writes must be exactly what EncodeCheckpoint makes of the body in it.
+TEST(CheckpointSlotTest, TheSlotWrittenHoldsTheEncodedCheckpointAndZeroPadding) {
+  TestImage image;
+  Superblock sb;
+  {
+    auto volume = image.Open();
+    ASSERT_NE(volume, nullptr);
+    // Names of every length up to 40, so that the body ends inside a block.
+    for (size_t n = 1; n <= 40; ++n)
+      ASSERT_TRUE(volume->Create(kRootIno, std::string(n, 'f'), kFile).ok());
+    sb = volume->superblock();
+    UniqueFd fd(::open(image.path().c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    const std::vector<std::byte> junk(sb.ckpt_size, std::byte{0xA5});
+    for (uint64_t offset : sb.ckpt_offset) {
+      ASSERT_EQ(::pwrite(fd.get(), junk.data(), junk.size(), static_cast<off_t>(offset)),
+                static_cast<ssize_t>(junk.size()));
+    }
+    ASSERT_TRUE(volume->Close().ok());
+  }
+  UniqueFd fd(::open(image.path().c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  int written = 0;
+  for (uint64_t offset : sb.ckpt_offset) {
+    std::vector<std::byte> slot(sb.ckpt_size);
+    ASSERT_EQ(::pread(fd.get(), slot.data(), slot.size(), static_cast<off_t>(offset)),
+              static_cast<ssize_t>(slot.size()));
+    auto header = DecodeCheckpointHeader(slot, sb.uuid);
+    if (!header.ok()) continue;
+    ++written;
+    ASSERT_NE(header->body_length % kBlockSize, 0u) << "the body fills its last block";
+    const std::span<const std::byte> body(slot.data() + kBlockSize, header->body_length);
+    std::vector<std::byte> expected;
+    EncodeCheckpoint(*header, body, &expected);
+    ASSERT_LT(expected.size(), slot.size());
+    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), slot.begin()))
+        << "the slot differs from the checkpoint encoded from its own body";
+    // Past the checkpoint, the slot still holds what was there.
+    EXPECT_EQ(slot[expected.size()], std::byte{0xA5});
+  }
+  EXPECT_EQ(written, 1);
+  auto volume = image.Open();
+  ASSERT_NE(volume, nullptr);
+  for (size_t n = 1; n <= 40; ++n) EXPECT_NE(Resolve(*volume, "/" + std::string(n, 'f')), 0u) << n;
 }
 
 }  // namespace

@@ -109,6 +109,11 @@ struct CheckpointHeader {
 void EncodeCheckpoint(CheckpointHeader header, std::span<const std::byte> body,
                       std::vector<std::byte>* out);
 
+// Encodes the header block alone into `block`, every field (body_length and
+// body_crc included) as the caller set it: for a writer that lays the body
+// out after the block itself, without building the whole checkpoint twice.
+void EncodeCheckpointHeader(const CheckpointHeader& header, std::span<std::byte, kBlockSize> block);
+
 // Decodes and checks a checkpoint header block (all kBlockSize bytes of it).
 // EINVAL for bad magic or checksum or a body length over 1 GiB, ESTALE for
 // another volume's uuid. Errors have op "read checkpoint", subject

@@ -303,6 +303,9 @@ class Volume {
   void SettleLocked();
   // Requires store_mu_ too.
   Status CheckpointLocked();
+  // The whole namespace as a checkpoint body, into storage reserved once
+  // for it (from metadata_bytes_); returns the record count.
+  uint32_t EncodeCheckpointLocked(std::vector<std::byte>* body) const;
   void ForgetChangesLocked();
   void MarkDirty(uint64_t ino);
   void LogDirent(Record record);
