@@ -439,13 +439,28 @@ class PythonClientsTest(MountTest):
                 os.close(fd)
             return cached, b"".join(chunks), io_counters(path)["reads"] - before
 
+        def expect_kept():
+            """A new open that keeps the cache: the daemon reads only what the kernel lost.
+
+            The kernel here reclaims page cache now and then with memory free: between
+            two opens a second or so apart the file lost 10-52 of its pages in about one
+            pair in eight (cachestat counted each as evicted), and the daemon then reads
+            those, one or more per request. Pages lost while the file is read are ridden
+            out by reading it once more. An open that dropped the cache leaves none.
+            """
+            pages = len(model) // 4096
+            for _ in range(2):
+                cached, data, served = open_and_read()
+                self.assertGreater(cached, pages // 2, "the open dropped the cache")
+                self.assertEqual(data, model)
+                if served <= pages - cached:
+                    return
+            self.fail(f"{served} reads served with {cached} of {pages} pages cached at the open")
+
         cached, data, served = open_and_read()
         self.assertEqual(data, model)
         self.assertEqual(served, 8)  # 1 MiB requests, the kernel's read-ahead
-        cached, data, served = open_and_read()
-        self.assertEqual(cached, len(model) // 4096)
-        self.assertEqual(data, model)
-        self.assertEqual(served, 0)
+        expect_kept()
 
         def through(flags, offset, data):
             fd = os.open(path, flags)
@@ -493,9 +508,7 @@ class PythonClientsTest(MountTest):
                 self.assertEqual(len(data), len(model))
                 self.assertEqual(data, model)
                 self.assertGreater(served, 0)
-                cached, data, served = open_and_read()  # and kept again after
-                self.assertEqual(data, model)
-                self.assertEqual(served, 0)
+                expect_kept()  # and kept again after
 
     def test_write_only_open_writes_from_a_mapping_of_the_same_file(self):
         # A write that bypasses the page cache pins the writer's pages; when
