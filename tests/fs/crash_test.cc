@@ -22,7 +22,9 @@
 //
 // With two writers: the same, with two workloads at once on two threads,
 // each in a directory of its own, so that changes go on while a commit or a
-// checkpoint is written and settled.
+// checkpoint is written and settled; in half the seeds a third thread does
+// nothing but fsync, so that commits are often another thread's, and a
+// workload's fsync often waits for one being written.
 //
 // NVSWAPFS_CRASH_SEEDS sets the number of seeds of each (default 1000);
 // NVSWAPFS_CRASH_SEED replays one.
@@ -30,6 +32,7 @@
 #include <linux/falloc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -526,6 +529,7 @@ void CrashAndCheck(uint64_t seed) {
 struct CutTally {
   std::map<std::string, int> cuts;  // "write to log": 12, "flush after checkpoint": 3...
   int later_state = 0;              // came back newer than the last sync
+  int with_syncer = 0;              // seeds with a thread doing only fsyncs
 };
 
 // `writers`: 1, one workload on the whole volume; 2, two at once, each in
@@ -535,8 +539,9 @@ struct CutTally {
 // the log, the checkpoints and flushes so that this happens often. Each
 // directory must then come back as it was at its own workload's last fsync
 // or at a later point between two of its operations, with nothing of the
-// other's in it. With two, a seed replays the workloads, not how their
-// operations interleaved.
+// other's in it. With two, in half the seeds a third thread fsyncs (the
+// volume) again and again while they work. A seed replays the workloads,
+// not how their operations interleaved.
 void CrashInsideAndCheck(uint64_t seed, int writers, CutTally* tally) {
   SCOPED_TRACE("seed " + std::to_string(seed) +
                " (replay: NVSWAPFS_CRASH_SEED=" + std::to_string(seed) + ")");
@@ -558,6 +563,8 @@ void CrashInsideAndCheck(uint64_t seed, int writers, CutTally* tally) {
     const uint64_t nth = 1 + rng() % 3;
     witness.CutAtCheckpointWrite(nth, /*after=*/rng() % 2 == 0);
   }
+  // Drawn apart, so that the other draws stay as they were without it.
+  const bool syncer = writers > 1 && std::mt19937_64(seed ^ 0x5c)() % 2 == 0;
   std::vector<std::string> mismatch(writers);
   std::vector<size_t> matched(writers);
   // With several writers, the root holds their directories and nothing else.
@@ -586,6 +593,15 @@ void CrashInsideAndCheck(uint64_t seed, int writers, CutTally* tally) {
         }
       });
     }
+    std::atomic<bool> workloads_done = false;
+    std::thread syncing;
+    if (syncer) {
+      // Until the workloads stop, or the device does.
+      syncing = std::thread([&] {
+        while (!workloads_done && volume->Sync().ok())
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+      });
+    }
     while (w[0]->step() < steps) {
       if (w[0]->step() == cut_step) {
         // One of the next few writes or flushes, whoever issues it.
@@ -595,6 +611,8 @@ void CrashInsideAndCheck(uint64_t seed, int writers, CutTally* tally) {
       if (!w[0]->Step()) break;
     }
     for (std::thread& t : others) t.join();
+    workloads_done = true;
+    if (syncing.joinable()) syncing.join();
     if (::testing::Test::HasFailure()) return;
     // A cut that has not come yet comes at the first flush of closing (or,
     // aimed at a checkpoint, at closing's checkpoint if at all). What the
@@ -628,6 +646,7 @@ void CrashInsideAndCheck(uint64_t seed, int writers, CutTally* tally) {
   }
   testing::ExpectFsckClean(image.path());
   ++tally->cuts[cut.empty() ? "none (closed cleanly)" : cut];
+  if (syncer) ++tally->with_syncer;
   if (std::any_of(matched.begin(), matched.end(), [](size_t m) { return m > 0; })) {
     ++tally->later_state;
   }
@@ -671,7 +690,9 @@ void CrashInsideLoop(int writers, std::string_view name) {
     if (::testing::Test::HasFailure()) return;
   }
   std::cout << name << ": " << seeds << " seeds, no fsync'd byte lost; " << tally.later_state
-            << " came back newer than a last fsync; the cuts:";
+            << " came back newer than a last fsync;";
+  if (tally.with_syncer > 0) std::cout << " " << tally.with_syncer << " with a thread syncing;";
+  std::cout << " the cuts:";
   for (const auto& [what, count] : tally.cuts) std::cout << " " << what << ": " << count << ";";
   std::cout << "\n";
 }
