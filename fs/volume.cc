@@ -379,8 +379,10 @@ Status Volume::CheckMetadataRoom(std::string_view op, uint64_t ino, size_t extra
   const double limit = kMetadataHeadroom * static_cast<double>(store_.checkpoint_capacity());
   if (static_cast<double>(metadata_bytes_ + extra_bytes) > limit) {
     return Status::Error(ENOSPC, op, meta_.PathOf(ino))
-        .WithDetail("metadata space is full (" + std::to_string(meta_.inode_count()) +
-                    " files); the volume needs a larger device or fewer files");
+        .WithDetail(
+            "metadata space is full (" + std::to_string(meta_.inode_count()) +
+            " files); the volume needs a larger device, fewer files, or files in "
+            "fewer pieces (small writes scattered over allocated space split a file into many)");
   }
   return Status::Ok();
 }

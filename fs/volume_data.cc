@@ -17,6 +17,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 
 #include "executor.h"
 #include "io_gate.h"
@@ -72,7 +73,7 @@ Result<std::vector<UnitRun>> UnitsOf(const Superblock& sb, const std::vector<Ext
 }
 
 size_t InodeBytes(const Inode& inode) {
-  size_t bytes = 96 + inode.attr.symlink.size() + 21 * inode.extents.extents().size();
+  size_t bytes = 96 + inode.attr.symlink.size() + kExtentBytes * inode.extents.extents().size();
   for (const auto& [k, v] : inode.attr.xattrs) bytes += 3 + k.size() + v.size();
   return bytes;
 }
@@ -85,6 +86,7 @@ size_t DirentBytes(std::string_view name) {
 
 namespace {
 
+using internal::kExtentBytes;
 using internal::UnitToBlock;
 
 // Free space Trim discards in one hold of the metadata lock.
@@ -182,6 +184,27 @@ Result<uint64_t> Volume::Trim(uint64_t start, uint64_t length, uint64_t min_leng
   return trimmed;
 }
 
+template <typename Change>
+auto Volume::ChangeExtentsLocked(Inode& inode, Change change) {
+  const size_t before = inode.extents.extents().size();
+  auto account = [&] {
+    const size_t after = inode.extents.extents().size();
+    if (after >= before) {
+      metadata_bytes_ += kExtentBytes * (after - before);
+    } else {
+      metadata_bytes_ -= std::min(metadata_bytes_, kExtentBytes * (before - after));
+    }
+  };
+  if constexpr (std::is_void_v<decltype(change())>) {
+    change();
+    account();
+  } else {
+    auto result = change();
+    account();
+    return result;
+  }
+}
+
 Status Volume::EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_block,
                             std::string_view op, uint64_t offset, uint64_t length) {
   const Superblock& sb = store_.superblock();
@@ -197,7 +220,7 @@ Status Volume::EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_blo
   }
   if (needed == 0) return Status::Ok();
   const uint64_t ino = inode.attr.ino;
-  NVSWAPFS_RETURN_IF_ERROR(CheckMetadataRoom(op, ino, 21 * holes.size() + 21));
+  NVSWAPFS_RETURN_IF_ERROR(CheckMetadataRoom(op, ino, kExtentBytes * (holes.size() + 1)));
 
   uint64_t goal = 0;
   if (auto next = inode.extents.NextPhysicalGoal(); next.has_value()) {
@@ -224,7 +247,10 @@ Status Volume::EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_blo
     while (units > 0) {
       const uint64_t take = std::min(units, runs[run].count - used_in_run);
       const uint64_t physical = UnitToBlock(sb, runs[run].first + used_in_run);
-      inode.extents.Insert(logical_unit * per_unit, physical, take * per_unit, /*unwritten=*/true);
+      ChangeExtentsLocked(inode, [&] {
+        inode.extents.Insert(logical_unit * per_unit, physical, take * per_unit,
+                             /*unwritten=*/true);
+      });
       logical_unit += take;
       units -= take;
       used_in_run += take;
@@ -234,7 +260,6 @@ Status Volume::EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_blo
       }
     }
   }
-  metadata_bytes_ += 21 * holes.size();
   MarkDirty(ino);
   return Status::Ok();
 }
@@ -349,7 +374,11 @@ void Volume::ReapWriteFailuresLocked() {
     if (inode == nullptr) continue;
     // What the device holds there is unknown now: never show it. Bytes a
     // caller was told were written read as EIO until written again.
-    if (f.unwrite) inode->extents.SetUnwritten(f.blocks.first, f.blocks.end - f.blocks.first, true);
+    if (f.unwrite) {
+      ChangeExtentsLocked(*inode, [&] {
+        inode->extents.SetUnwritten(f.blocks.first, f.blocks.end - f.blocks.first, true);
+      });
+    }
     if (f.report_later) {
       lost_[f.ino].push_back(f.blocks);
       write_errors_.emplace(f.ino, std::move(f.status));
@@ -401,7 +430,8 @@ Status Volume::FillEdgesLocked(const Inode& inode, uint64_t from, uint64_t to, u
 std::vector<Segment> Volume::AcceptBlocksLocked(Inode& inode, BlockRange blocks) {
   const uint64_t ino = inode.attr.ino;
   std::vector<Segment> segments = inode.extents.Lookup(blocks.first, blocks.end - blocks.first);
-  inode.extents.SetUnwritten(blocks.first, blocks.end - blocks.first, false);
+  ChangeExtentsLocked(
+      inode, [&] { inode.extents.SetUnwritten(blocks.first, blocks.end - blocks.first, false); });
   if (auto it = lost_.find(ino); it != lost_.end()) {
     // Rewritten whole: no longer lost.
     std::erase_if(it->second, [&](const BlockRange& r) {
@@ -598,6 +628,8 @@ void Volume::WriteAsync(uint64_t ino, uint64_t offset, std::span<std::byte> data
     ReapWriteFailuresLocked();
     NVSWAPFS_RETURN_IF_ERROR(TakeWriteErrorLocked(ino));
     if (op->length == 0) return Status::Ok();
+    // Into allocated space, a write can split an extent in three.
+    NVSWAPFS_RETURN_IF_ERROR(CheckMetadataRoom("write", ino, 2 * kExtentBytes));
     NVSWAPFS_RETURN_IF_ERROR(EnsureMapped(inode, offset / kBlockSize,
                                           (offset + op->length + kBlockSize - 1) / kBlockSize,
                                           "write", offset, op->length));
@@ -889,11 +921,15 @@ Status Volume::TruncateLocked(Inode& inode, uint64_t new_size, std::unique_lock<
     }
     const uint64_t keep_blocks = (new_size + kBlockSize - 1) / kBlockSize;
     const uint64_t unit_end = RoundUp(keep_blocks, per_unit);
-    const std::vector<Extent> removed = inode.extents.RemoveFrom(unit_end);
+    // Truncating never waits for metadata room: it is how room is made (the
+    // one extent its last unit may split into two fits the headroom).
+    const std::vector<Extent> removed = ChangeExtentsLocked(inode, [&] {
+      std::vector<Extent> gone = inode.extents.RemoveFrom(unit_end);
+      if (unit_end > keep_blocks)
+        inode.extents.SetUnwritten(keep_blocks, unit_end - keep_blocks, true);
+      return gone;
+    });
     FreeExtents(removed);
-    metadata_bytes_ -= std::min(metadata_bytes_, 21 * removed.size());
-    if (unit_end > keep_blocks)
-      inode.extents.SetUnwritten(keep_blocks, unit_end - keep_blocks, true);
   }
   inode.attr.size = new_size;
   inode.attr.mtime_ns = inode.attr.ctime_ns = NowNs();
@@ -907,6 +943,16 @@ Status Volume::PunchLocked(Inode& inode, uint64_t offset, uint64_t length) {
   BumpVersionLocked(ino);
   const uint64_t per_unit = store_.superblock().alloc_unit / kBlockSize;
   const uint64_t end = offset + length;
+  const uint64_t first_full = (offset + kBlockSize - 1) / kBlockSize;
+  const uint64_t end_full = end / kBlockSize;
+  const uint64_t u0 = (first_full + per_unit - 1) / per_unit;
+  const uint64_t u1 = end_full / per_unit;
+  // Whole blocks that free no whole unit can split an extent, as a write
+  // can, and need the same metadata room; a hole that frees units makes
+  // room, and is never refused for it.
+  if (end_full > first_full && u1 <= u0) {
+    NVSWAPFS_RETURN_IF_ERROR(CheckMetadataRoom("fallocate", ino, 2 * kExtentBytes));
+  }
   // Partial blocks at either end: zeros on the device where data was written.
   auto zero_part = [&](uint64_t block, uint32_t from, uint32_t to) -> Status {
     for (const Segment& s : inode.extents.Lookup(block, 1)) {
@@ -926,18 +972,13 @@ Status Volume::PunchLocked(Inode& inode, uint64_t offset, uint64_t length) {
   if (end % kBlockSize != 0 && (tail_block != head_block || offset % kBlockSize == 0)) {
     NVSWAPFS_RETURN_IF_ERROR(zero_part(tail_block, 0, static_cast<uint32_t>(end % kBlockSize)));
   }
-  const uint64_t first_full = (offset + kBlockSize - 1) / kBlockSize;
-  const uint64_t end_full = end / kBlockSize;
   if (end_full > first_full) {
     // Whole units go back to free space; the rest of the range stays
     // allocated but reads as zeros.
-    const uint64_t u0 = (first_full + per_unit - 1) / per_unit;
-    const uint64_t u1 = end_full / per_unit;
-    if (u1 > u0) {
-      const std::vector<Extent> removed = inode.extents.Remove(u0 * per_unit, (u1 - u0) * per_unit);
-      FreeExtents(removed);
-    }
-    inode.extents.SetUnwritten(first_full, end_full - first_full, true);
+    ChangeExtentsLocked(inode, [&] {
+      if (u1 > u0) FreeExtents(inode.extents.Remove(u0 * per_unit, (u1 - u0) * per_unit));
+      inode.extents.SetUnwritten(first_full, end_full - first_full, true);
+    });
   }
   inode.attr.mtime_ns = inode.attr.ctime_ns = NowNs();
   MarkDirty(ino);

@@ -20,6 +20,9 @@ Result<std::vector<UnitRun>> UnitsOf(const Superblock& sb, const std::vector<Ext
 uint64_t UnitToBlock(const Superblock& sb, uint64_t unit);
 uint64_t BlockToUnit(const Superblock& sb, uint64_t block);
 
+// An extent's encoded size in an inode record.
+constexpr size_t kExtentBytes = 21;
+
 // Estimated encoded sizes, for keeping the next checkpoint inside its slot.
 size_t InodeBytes(const Inode& inode);
 size_t DirentBytes(std::string_view name);

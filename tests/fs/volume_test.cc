@@ -969,6 +969,63 @@ TEST_F(VolumeTest, FullDeviceGivesEnospcAndDeletingGivesSpaceBack) {
   EXPECT_EQ(volume_->StatFs().free_blocks, before.free_blocks - (8 << 20) / 4096);
 }
 
+// Small writes scattered over allocated space split its extents, and each
+// piece is metadata as a new file's inode is: when they fill the metadata
+// space, the write that would not fit is refused with ENOSPC, and the volume
+// stays writable, instead of a checkpoint failing later and turning it
+// read-only.
+TEST(VolumeMetadataTest, ScatteredWritesThatFillTheMetadataAreRefusedAndTheVolumeGoesOn) {
+  TestImage image(
+      testing::ImageOptions{.size = 256 << 20, .log_size = 64 << 10, .ckpt_size = 64 << 10});
+  auto volume = image.Open();
+  ASSERT_NE(volume, nullptr);
+  auto f = volume->Create(kRootIno, "scattered", NewInode{0644, 0, 0});
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  const uint64_t ino = f->ino;
+  ASSERT_TRUE(volume->Fallocate(ino, 0, 0, 64 << 20).ok());
+  // A block written, a block left, again and again: every write splits an
+  // unwritten extent in three.
+  const std::string block(4096, 'w');
+  Status refused;
+  uint64_t written = 0;
+  for (uint64_t i = 0; i < (64 << 20) / 8192 && refused.ok(); ++i) {
+    auto n = volume->Write(ino, i * 8192, Bytes(block));
+    if (n.ok()) {
+      ++written;
+    } else {
+      refused = n.status();
+    }
+  }
+  ASSERT_EQ(refused.code(), ENOSPC) << refused.ToString() << " after " << written << " writes";
+  EXPECT_NE(refused.ToString().find("metadata"), std::string::npos) << refused.ToString();
+  // A 60 KiB slot holds some 2,500 extents: the metadata filled up, not the data.
+  EXPECT_GT(written, 500u);
+  EXPECT_LT(written, 2000u);
+  // A small hole could split an extent as a write does: refused too. One
+  // that frees whole units makes room, and is not.
+  constexpr int kPunch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+  EXPECT_EQ(volume->Fallocate(ino, kPunch, 8192 * 3, 4096).code(), ENOSPC);
+  ASSERT_TRUE(volume->Fallocate(ino, kPunch, 48 << 20, 16 << 20).ok());
+  // Nothing failed to commit: the volume is writable, and what was written stays.
+  ASSERT_TRUE(volume->Sync().ok());
+  ASSERT_TRUE(volume->SetAttr(ino, SetAttrRequest{.size = 8192 * (written / 2)}).ok())
+      << "giving metadata back";
+  ASSERT_TRUE(volume->Write(ino, 1, Bytes(std::string("x"))).ok());
+  ASSERT_TRUE(volume->Close().ok());
+  volume.reset();
+  auto reopened = image.Open();
+  ASSERT_NE(reopened, nullptr);
+  const std::string got = ReadAll(*reopened, ino);
+  ASSERT_EQ(got.size(), 8192 * (written / 2));
+  for (uint64_t i = 0; i < written / 2; ++i) {
+    const std::string expected = i == 0 ? "wx" + std::string(4094, 'w') : block;
+    ASSERT_EQ(got.substr(i * 8192, 4096), expected) << "block " << 2 * i;
+    ASSERT_EQ(got.substr(i * 8192 + 4096, 4096), std::string(4096, '\0')) << "block " << 2 * i + 1;
+  }
+  reopened.reset();
+  testing::ExpectFsckClean(image.path());
+}
+
 // Bytes the image takes on the filesystem holding it.
 uint64_t AllocatedBytes(const std::string& path) {
   struct stat st {};

@@ -36,8 +36,13 @@ Status TestImage::Format() {
   const uint64_t size = RoundDown(options_.size, kBlockSize);
   auto sb = PlanLayout(size, options_.alloc_unit, "test");
   if (!sb.ok()) return sb.status();
-  if (options_.log_size != 0) {
-    sb->log_size = options_.log_size;
+  if (options_.ckpt_size != 0) {
+    sb->ckpt_size = options_.ckpt_size;
+    sb->ckpt_offset[1] = sb->ckpt_offset[0] + sb->ckpt_size;
+    sb->log_offset = sb->ckpt_offset[1] + sb->ckpt_size;
+  }
+  if (options_.log_size != 0 || options_.ckpt_size != 0) {
+    if (options_.log_size != 0) sb->log_size = options_.log_size;
     sb->data_offset = RoundUp(sb->log_offset + sb->log_size, sb->alloc_unit);
     sb->data_size = RoundDown(size - kBlockSize - sb->data_offset, sb->alloc_unit);
   }

@@ -21,6 +21,9 @@ struct ImageOptions {
   // The metadata log's size; 0: as mkfs plans it (at least 4 MiB). A small
   // log makes the volume write a checkpoint every few commits.
   uint64_t log_size = 0;
+  // Each checkpoint slot's size; 0: as mkfs plans it (at least 4 MiB). A
+  // small slot fills with little metadata.
+  uint64_t ckpt_size = 0;
   // Image files live in /dev/shm when it exists: tmpfs takes O_DIRECT and
   // keeps the crash loop fast.
   bool in_memory = true;

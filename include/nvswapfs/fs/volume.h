@@ -324,6 +324,12 @@ class Volume {
   Status EnsureMapped(Inode& inode, uint64_t first_block, uint64_t end_block, std::string_view op,
                       uint64_t offset, uint64_t length);
   Status CheckMetadataRoom(std::string_view op, uint64_t ino, size_t extra_bytes) const;
+  // Runs `change` on the extents of `inode` and returns what it returns,
+  // keeping metadata_bytes_ in step with how many extents there are: a
+  // write or a punched hole inside an extent splits it in up to three,
+  // freeing or writing next to others joins them.
+  template <typename Change>
+  auto ChangeExtentsLocked(Inode& inode, Change change);
   // Both hold the file's I/O lock exclusively (and mu_) while they run.
   Status TruncateLocked(Inode& inode, uint64_t new_size, std::unique_lock<std::mutex>& lock);
   Status PunchLocked(Inode& inode, uint64_t offset, uint64_t length);
