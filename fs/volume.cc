@@ -17,6 +17,7 @@
 namespace nvswapfs::fs {
 
 using internal::DirentBytes;
+using internal::InodeAndEntriesBytes;
 using internal::InodeBytes;
 using internal::UnitsOf;
 
@@ -89,12 +90,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<aio::IoEngine> engi
                 "fsck.nvswapfs");
       }
     }
-    v.metadata_bytes_ += InodeBytes(*inode);
-    if (inode->dir) {
-      for (const auto& [cookie, entry] : inode->dir->entries()) {
-        v.metadata_bytes_ += DirentBytes(entry.name);
-      }
-    }
+    v.metadata_bytes_ += InodeAndEntriesBytes(*inode);
     if (inode->attr.nlink == 0) orphans.push_back(ino);
   }
   if (v.meta_.Find(kRootIno) == nullptr || !v.meta_.Find(kRootIno)->is_dir()) {
@@ -312,6 +308,13 @@ Status Volume::CheckpointLocked() {
   allocator_.CommitFrees();
   data_flushed_ = data_written_;
   return Status::Ok();
+}
+
+Volume::MetadataCount Volume::MetadataBytes() {
+  std::lock_guard lock(mu_);
+  MetadataCount count{.kept = metadata_bytes_};
+  for (const auto& [ino, inode] : meta_.inodes()) count.recounted += InodeAndEntriesBytes(*inode);
+  return count;
 }
 
 uint32_t Volume::EncodeCheckpointLocked(std::vector<std::byte>* body) const {
@@ -673,6 +676,8 @@ Status Volume::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     LogDirent(DirentRemoveRecord{from_dir->attr.ino, std::string(from_name)});
     const uint64_t cookie = to_dir->attr.next_cookie++;
     to_dir->dir->Add(cookie, node->attr.ino, std::string(to_name));
+    metadata_bytes_ += DirentBytes(to_name);
+    metadata_bytes_ -= std::min(metadata_bytes_, DirentBytes(from_name));
     LogDirent(DirentAddRecord{to_dir->attr.ino, node->attr.ino, cookie, std::string(to_name)});
     if (node->is_dir() && from_dir != to_dir) {
       from_dir->attr.nlink--;
@@ -719,6 +724,11 @@ Status Volume::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     MarkDirty(src->attr.ino);
     MarkDirty(dst->attr.ino);
   } else {
+    // A longer name is more metadata (a replaced entry's goes, but only
+    // once the checks below have passed: counted as it stays).
+    if (new_name.size() > name.size()) {
+      NVSWAPFS_RETURN_IF_ERROR(CheckMetadataRoom("rename", parent, new_name.size() - name.size()));
+    }
     if (dst != nullptr) {
       if (mode == RenameMode::kNoReplace) return Status::Error(EEXIST, "rename", dst_path);
       // Two names of one file: POSIX says do nothing.

@@ -82,6 +82,14 @@ size_t DirentBytes(std::string_view name) {
   return 30 + name.size();
 }
 
+size_t InodeAndEntriesBytes(const Inode& inode) {
+  size_t bytes = InodeBytes(inode);
+  if (inode.dir) {
+    for (const auto& [cookie, entry] : inode.dir->entries()) bytes += DirentBytes(entry.name);
+  }
+  return bytes;
+}
+
 }  // namespace internal
 
 namespace {

@@ -26,5 +26,7 @@ constexpr size_t kExtentBytes = 21;
 // Estimated encoded sizes, for keeping the next checkpoint inside its slot.
 size_t InodeBytes(const Inode& inode);
 size_t DirentBytes(std::string_view name);
+// An inode's and, for a directory, its entries'.
+size_t InodeAndEntriesBytes(const Inode& inode);
 
 }  // namespace nvswapfs::fs::internal

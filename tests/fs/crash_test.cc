@@ -511,6 +511,10 @@ void CrashAndCheck(uint64_t seed) {
     const int steps = 20 + static_cast<int>(rng() % 60);
     for (int i = 0; i < steps; ++i) {
       if (!w.Step()) return;
+      // The count that keeps checkpoints inside their slot moved with the
+      // step exactly as the namespace did.
+      const Volume::MetadataCount count = volume->MetadataBytes();
+      ASSERT_EQ(count.kept, count.recounted) << "after step " << i;
     }
     ASSERT_TRUE(faults.CrashNow().ok());
     // The volume goes down with the device; nothing more reaches it.

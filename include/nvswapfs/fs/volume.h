@@ -151,6 +151,16 @@ class Volume {
   // What loading found worth telling (a cut log tail, a bad superblock copy).
   const std::vector<std::string>& notes() const { return notes_; }
 
+  // The metadata's encoded size as the volume keeps count of it, change by
+  // change (what keeps the next checkpoint inside its slot, and refuses
+  // what would not fit), and as counted afresh from the whole namespace:
+  // the two agree after any sequence of operations.
+  struct MetadataCount {
+    size_t kept = 0;
+    size_t recounted = 0;
+  };
+  MetadataCount MetadataBytes();
+
   // --- Names
   Result<Attr> Lookup(uint64_t parent, std::string_view name);
   Result<Attr> Create(uint64_t parent, std::string_view name, const NewInode& how);
